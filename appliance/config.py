@@ -108,6 +108,18 @@ class LinkConfig:
         return f"connecting to {self.host}:{self.port}"
 
 
+def expand_numbers(text: str) -> list[str]:
+    """``"101-103,200"`` -> ``['101', '102', '103', '200']``; zero padding is kept (``0101-0103``)."""
+    out: list[str] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if "-" in part:
+            low, high = part.split("-", 1)
+            out += [str(n).zfill(len(low)) for n in range(int(low), int(high) + 1)]
+        else:
+            out.append(part)
+    return out
+
+
 @dataclass(frozen=True, kw_only=True)
 class ExtensionRange:
     """Extensions by number or range (``"100-399"``), their category and how they map to room numbers.
@@ -133,17 +145,7 @@ class ExtensionRange:
 
     def expand(self) -> list[tuple[str, str]]:
         """All ``(extension, room)`` pairs; room is empty for non-guest categories."""
-        out = []
-        for item in self.numbers:
-            if "-" in item:
-                low, high = item.split("-")
-                width = len(low)
-                numbers = [str(n).zfill(width) for n in range(int(low), int(high) + 1)]
-            else:
-                numbers = [item]
-            for number in numbers:
-                out.append((number, self.room_for(number)))
-        return out
+        return [(number, self.room_for(number)) for number in expand_numbers(",".join(self.numbers))]
 
     def room_for(self, number: str) -> str:
         if number in self.rooms:

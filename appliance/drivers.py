@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any, Callable, Literal, Protocol
 from zoneinfo import ZoneInfo
 
-from appliance.events import CallRecord, Command, Event, Ignored, RecordReceived
-from appliance.framing import Framer
+from appliance.events import CallRecord, Command, Event, Ignored, LinkDown, LinkUp, RecordReceived
+from appliance.framing import ChecksumMismatch, FrameItem, Framer
 
 TRANSPORTS = frozenset({"serial", "tcp-client", "tcp-server", "file"})
 
@@ -71,17 +71,13 @@ class FramedLink:
         self._outgoing = bytearray()
 
     def connection_made(self, now: float) -> list[Event]:
-        return []
+        return [LinkUp()]
 
     def receive_data(self, data: bytes, now: float) -> list[Event]:
-        return [
-            RecordReceived(raw=item) if isinstance(item, bytes) else item
-            for item in self._framer.feed(data)
-        ]
+        return framed_events(self._framer.feed(data))
 
     def connection_lost(self, now: float) -> list[Event]:
-        tail = self._framer.flush()
-        return [RecordReceived(raw=item) if isinstance(item, bytes) else item for item in tail]
+        return [*framed_events(self._framer.flush()), LinkDown(reason="connection closed")]
 
     def send(self, command: Command, now: float) -> None:
         raise TypeError(f"a PBX link takes no commands, got {type(command).__name__}")
@@ -96,3 +92,17 @@ class FramedLink:
 
     def handle_timeout(self, now: float) -> list[Event]:
         return []
+
+
+def framed_events(items: list[FrameItem]) -> list[Event]:
+    """Framer output as PBX link events; stray control bytes mean nothing on an SMDR stream."""
+    events: list[Event] = []
+    for item in items:
+        if isinstance(item, bytes):
+            events.append(RecordReceived(raw=item))
+        elif isinstance(item, Ignored):
+            events.append(item)
+        elif isinstance(item, ChecksumMismatch):
+            events.append(Ignored(reason=f"bad checksum {item.received:#04x}, expected {item.expected:#04x}",
+                                  raw=item.raw))
+    return events

@@ -1,0 +1,108 @@
+"""The composition root: build the daemon's services from a checked configuration.
+
+``make_service(config, reactor)`` wires the database thread, the pipeline, one service per PBX link and
+the PMS link. Nothing here reads files or the clock on its own; the reactor is the clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import delete
+from twisted.application.service import MultiService
+from twisted.logger import Logger
+
+from appliance.config import ApplianceConfig
+from appliance.db.models import Extension
+from appliance.db.session import is_up_to_date, make_engine, make_sessionmaker
+from appliance.errors import ConfigError
+from appliance.net.dbthread import DatabaseThread
+from appliance.net.pbx_service import PbxLinkService
+from appliance.net.pms_service import PmsLinkService
+from appliance.outbox import Outbox
+from appliance.pipeline import IngestResult, Pipeline
+from appliance.registry import DriverRegistry, default_registry
+
+log = Logger()
+
+
+@dataclass
+class Daemon:
+    service: MultiService
+    pipeline: Pipeline
+    pbx: list[PbxLinkService]
+    pms: PmsLinkService | None
+    sessions: Any
+    engine: Any
+
+
+def make_daemon(config: ApplianceConfig, reactor: Any, registry: DriverRegistry | None = None) -> Daemon:
+    registry = registry or default_registry()
+    engine = make_engine(config.database.url)
+    if not is_up_to_date(engine):
+        raise ConfigError([("database.url", "the database schema is not current: run `appliance db upgrade`")])
+    sessions = make_sessionmaker(engine)
+    sync_extensions(sessions, config)
+
+    root = MultiService()
+    db = DatabaseThread(reactor)
+    db.setServiceParent(root)
+    drivers = {link.name: registry.get("pbx", link.driver) for link in config.pbx}
+    pipeline = Pipeline(config, sessions, drivers)
+
+    pms: PmsLinkService | None = None
+    if config.pms is not None:
+        spec = registry.get("pms", config.pms.driver)
+        options = config.driver_options[config.pms.name]
+        outbox = Outbox(sessions, config.pms.name, ta_exponent=getattr(options, "ta_exponent", 2))
+        pms = PmsLinkService(config.pms, spec, options, outbox, db, sessions, reactor)
+
+    def on_ingested(result: IngestResult) -> None:
+        if result.postings and pms is not None:
+            pms.wake()
+
+    pbx_services = [
+        PbxLinkService(link, drivers[link.name], config.driver_options[link.name], pipeline, db, sessions,
+                       reactor, on_ingested=on_ingested)
+        for link in config.pbx
+    ]
+
+    # Records journaled before a crash but never processed come first, before any link opens.
+    def recover() -> None:
+        result = pipeline.process_pending(datetime.fromtimestamp(reactor.seconds(), tz=timezone.utc))
+        if result.calls or result.quarantined or result.duplicates:
+            log.info("processed {calls} call(s) left in the journal by the last run ({duplicates} duplicate)",
+                     calls=result.calls, duplicates=result.duplicates)
+
+    startup = _Startup(db, recover, [*pbx_services, *([pms] if pms else [])])
+    startup.setServiceParent(root)
+    return Daemon(service=root, pipeline=pipeline, pbx=pbx_services, pms=pms, sessions=sessions, engine=engine)
+
+
+class _Startup(MultiService):
+    """Runs journal recovery on the database thread, then starts the links."""
+
+    def __init__(self, db: DatabaseThread, recover: Any, links: list[Any]) -> None:
+        super().__init__()
+        self._db = db
+        self._recover = recover
+        self._links = links
+
+    def startService(self) -> None:  # noqa: N802
+        self.running = 1
+        self._db.run(self._recover).addErrback(
+            lambda failure: log.failure("journal recovery failed", failure)).addBoth(self._start_links)
+
+    def _start_links(self, _: Any) -> None:
+        for link in self._links:
+            link.setServiceParent(self)
+
+
+def sync_extensions(sessions: Any, config: ApplianceConfig) -> None:
+    """The configuration's extension ranges become the ``extensions`` table the web admin shows."""
+    with sessions.begin() as session:
+        session.execute(delete(Extension))
+        session.add_all(Extension(number=number, category=category, room=room)
+                        for number, (category, room) in config.extension_map().items())

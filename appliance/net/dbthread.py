@@ -1,0 +1,37 @@
+"""One worker thread for all database work of the daemon (Buildbot's db/pool.py idea, reduced).
+
+A single thread keeps writes in arrival order and suits SQLite's one-writer model; the reactor never
+blocks on a commit. ``run`` returns a Deferred fired in the reactor thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+T = TypeVar("T")
+
+
+class DatabaseThread(Service):
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+        self._pool = ThreadPool(minthreads=1, maxthreads=1, name="appliance-db")
+
+    def startService(self) -> None:  # noqa: N802 (Twisted API)
+        super().startService()
+        self._pool.start()
+
+    def stopService(self) -> None:  # noqa: N802 (Twisted API)
+        super().stopService()
+        self._pool.stop()
+
+    def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> Deferred[T]:
+        return deferToThreadPool(self._reactor, self._pool, function, *args, **kwargs)
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pool._queue.queue) if hasattr(self._pool, "_queue") else 0
