@@ -119,7 +119,8 @@ class Posting(Base):
     answer_text: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     created_by: Mapped[str] = mapped_column(String(64), default="daemon")
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    note: Mapped[str] = mapped_column(Text, default="")
 
     call: Mapped[Call | None] = relationship(back_populates="postings")
     history: Mapped[list[PostingEvent]] = relationship(order_by="PostingEvent.id")
@@ -211,6 +212,22 @@ class LinkStatus(Base):
     last_answer_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class Alert(Base):
+    """One alert raised by a rule (abuse, silence, failed postings); acknowledged by a person."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    rule: Mapped[str] = mapped_column(String(64), index=True)
+    severity: Mapped[str] = mapped_column(String(10))  # info | warning | critical
+    subject: Mapped[str] = mapped_column(String(64), default="")  # extension, link or room it is about
+    message: Mapped[str] = mapped_column(String(500))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    acknowledged_by: Mapped[str] = mapped_column(String(64), default="")
+
+
 class PmsCounter(Base):
     """The next FIAS P# per PMS link; persisted so a restart never reuses a sequence number."""
 
@@ -222,5 +239,5 @@ class PmsCounter(Base):
 
 __all__ = [
     "Base", "JournalEntry", "QuarantinedLine", "Call", "Posting", "PostingEvent", "Stay", "Extension", "User",
-    "AuditEntry", "LinkStatus", "PmsCounter", "POSTING_STATES", "DISPOSITIONS",
+    "AuditEntry", "LinkStatus", "PmsCounter", "Alert", "POSTING_STATES", "DISPOSITIONS",
 ]
