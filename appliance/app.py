@@ -57,7 +57,7 @@ def make_daemon(config: ApplianceConfig, reactor: Any, registry: DriverRegistry 
         spec = registry.get("pms", config.pms.driver)
         options = config.driver_options[config.pms.name]
         outbox = Outbox(sessions, config.pms.name, ta_exponent=getattr(options, "ta_exponent", 2))
-        pms = PmsLinkService(config.pms, spec, options, outbox, db, sessions, reactor)
+        pms = PmsLinkService(config.pms, spec, options, outbox, db, sessions, reactor, tz=config.site.tz)
 
     def on_ingested(result: IngestResult) -> None:
         if result.postings and pms is not None:

@@ -8,7 +8,7 @@ edges: every event that came from a peer keeps the ``raw`` bytes it was decoded 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal, Union
 
 Direction = Literal["outgoing", "incoming", "internal", "tandem"]
@@ -78,11 +78,14 @@ class LinkReady:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class GuestCheckedIn:
+    """``arrival`` is the PMS's arrival date (FIAS GA), when it sends one."""
+
     room: str
     guest_id: str
     name: str = ""
     share: bool = False
     resync: bool = False
+    arrival: date | None = None
     raw: bytes = b""
 
 

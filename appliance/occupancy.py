@@ -8,9 +8,9 @@ Guests are keyed by reservation number (G#) so sharers and moves are tracked per
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time, timezone, tzinfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from appliance.db.models import Stay
@@ -34,10 +34,13 @@ def open_stays(session: Session, room: str) -> list[Stay]:
     return list(session.scalars(query))
 
 
-def apply_guest_event(session: Session, event: object, now: datetime) -> str:
+def apply_guest_event(session: Session, event: object, now: datetime, tz: tzinfo = timezone.utc) -> str:
     """Apply one guest event; returns a short description for the log (never the guest's name)."""
     if isinstance(event, GuestCheckedIn):
-        return _check_in(session, event.room, event.guest_id, event.name, event.share, now,
+        since = now
+        if event.resync and event.arrival is not None:
+            since = _resync_check_in_time(session, event.room, event.arrival, now, tz)
+        return _check_in(session, event.room, event.guest_id, event.name, event.share, since,
                          "resync" if event.resync else "pms")
     if isinstance(event, GuestCheckedOut):
         return _check_out(session, event.room, event.guest_id, now)
@@ -48,6 +51,16 @@ def apply_guest_event(session: Session, event: object, now: datetime) -> str:
             return f"guest {event.guest_id or '?'} moved from room {event.old_room} to {event.room}"
         return _check_in(session, event.room, event.guest_id, event.name, event.share, now, "change")
     raise TypeError(f"not a guest event: {type(event).__name__}")
+
+
+def _resync_check_in_time(session: Session, room: str, arrival: date, now: datetime, tz: tzinfo) -> datetime:
+    """A guest first learned of in a resync has been in the room since some time on the arrival day; the
+    start of that day (but not before the room's last check-out) is the best we know, so calls made
+    before the resync are still charged to this stay."""
+    start_of_day = datetime.combine(arrival, time.min, tzinfo=tz)
+    last_out = session.scalar(select(func.max(Stay.checked_out_at)).where(Stay.room == room))
+    candidates = [start_of_day] + ([last_out] if last_out is not None else [])
+    return min(max(candidates), now)
 
 
 def _check_in(session: Session, room: str, guest_id: str, name: str, share: bool, now: datetime,

@@ -168,7 +168,8 @@ def summarise(config_path: Path, data: Path) -> dict:
     engine.dispose()
     received_path = data / "pms-received.jsonl"
     received = [json.loads(line) for line in received_path.read_text().splitlines()] if received_path.exists() else []
-    received_keys = sorted((int(r["P#"]), r["RN"]) for r in received)
+    # A PS the simulator answered with anything but OK is not an ok posting; a lost answer is "fault".
+    received_keys = sorted((int(r["sequence"]), r["room"]) for r in received if r.get("answer") == "OK")
     sent_path = data / "pbx-sent.jsonl"
     sent = len(sent_path.read_text().splitlines()) if sent_path.exists() else 0
     return {

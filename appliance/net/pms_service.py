@@ -8,7 +8,7 @@ Guest records update the occupancy history. Due retries are picked up by a perio
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 from sqlalchemy import func, select
@@ -47,9 +47,10 @@ class PmsLinkService(MultiService):
     log = Logger()
 
     def __init__(self, link: LinkConfig, spec: DriverSpec, options: Any, outbox: Outbox, db: DatabaseThread,
-                 sessions: Any, reactor: Any) -> None:
+                 sessions: Any, reactor: Any, tz: tzinfo = timezone.utc) -> None:
         super().__init__()
         self.link = link
+        self._tz = tz
         self._outbox = outbox
         self._db = db
         self._sessions = sessions
@@ -183,7 +184,7 @@ class PmsLinkService(MultiService):
 
     def _apply_guest(self, event: Event, now: datetime) -> None:
         with self._sessions.begin() as session:
-            description = occupancy.apply_guest_event(session, event, now)
+            description = occupancy.apply_guest_event(session, event, now, self._tz)
         self.log.info("PMS link {link}: {what}", link=self.link.name, what=description)
 
     def _wants_resync(self) -> bool:

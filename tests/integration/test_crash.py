@@ -48,9 +48,9 @@ def test_sigkill_during_a_stream_loses_nothing_and_posts_nothing_twice(tmp_path,
         assert len(call_ids) == len(set(call_ids)) == db["chargeable"]
 
         received = site.pms_received()
-        sequences = [int(r["P#"]) for r in received]
+        sequences = [int(r["sequence"]) for r in received]
         assert len(sequences) == len(set(sequences)), "a P# reached the PMS twice"
-        charges = [(r["RN"], r["TA"], r["DA"], r["TI"], r.get("DD", "")) for r in received]
+        charges = [(r["room"], r["amount"], r["date"], r["time"], r["dialled"]) for r in received]
         duplicates = [c for c, n in Counter(charges).items() if n > 1]
         assert duplicates == [], f"charges posted twice: {duplicates}"
 
