@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 from sqlalchemy import func, select
 
-from appliance.db.models import Call, Posting
+from appliance.db.models import Call, Posting, QuarantinedLine
 from appliance.db.session import make_engine, make_sessionmaker, upgrade
 
 
@@ -136,9 +136,11 @@ class Site:
                                                   Posting.reason)).all()
                 chargeable = session.scalar(select(func.count()).select_from(Call)
                                             .where(Call.disposition == "charge"))
+                quarantined = [(q.reason, q.raw) for q in session.scalars(select(QuarantinedLine))]
         finally:
             engine.dispose()
-        return {"calls": calls, "raws": raws, "states": states, "postings": postings, "chargeable": chargeable}
+        return {"calls": calls, "raws": raws, "states": states, "postings": postings, "chargeable": chargeable,
+                "quarantined": quarantined}
 
 
 def _jsonl(path: Path) -> list[dict]:
