@@ -31,6 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     pbx.add_argument("--buffer", type=int, default=3000, help="records kept while no collector listens")
     pbx.add_argument("--replay", type=int, default=0,
                      help="after a reconnect, send the last N records again (as many PBXs do)")
+    pbx.add_argument("--linger", type=float, default=2.0,
+                     help="with --count: stay this many seconds connected after the last record before exiting")
     pbx.set_defaults(func=run_pbx)
 
     from appliance.commands import simulate_pms
@@ -61,7 +63,7 @@ def run_pbx(args: argparse.Namespace) -> int:
     simulator = PbxSimulator(
         spec, options, reactor=reactor, rate=args.rate, count=args.count,
         extensions=expand_numbers(args.extensions), seed=args.seed, tz=ZoneInfo(args.timezone),
-        record=record, buffer=args.buffer, replay=args.replay, on_done=reactor.stop,
+        record=record, buffer=args.buffer, replay=args.replay, linger=args.linger, on_done=reactor.stop,
     )
     make_pbx_simulator(simulator, reactor, connect=args.connect or "", listen=args.listen or "",
                        serial=args.serial or "", baudrate=args.baudrate)

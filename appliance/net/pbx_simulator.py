@@ -50,7 +50,7 @@ class PbxSimulator(MultiService):
     def __init__(self, spec: DriverSpec, options: Any, *, reactor: Any, rate: float, count: int,
                  extensions: Sequence[str], trunks: Sequence[str] = ("1", "2", "3", "4"), seed: int = 1,
                  tz: ZoneInfo = ZoneInfo("UTC"), record: TextIO | None = None, buffer: int = 3000,
-                 replay: int = 0, on_done: Callable[[], None] | None = None) -> None:
+                 replay: int = 0, linger: float = 2.0, on_done: Callable[[], None] | None = None) -> None:
         super().__init__()
         from pbx_drivers.callgen import generate_call
 
@@ -71,6 +71,8 @@ class PbxSimulator(MultiService):
         self._recent: deque[bytes] = deque(maxlen=max(replay, 0))
         self._collector: _Collector | None = None
         self._on_done = on_done
+        self._linger = linger
+        self._attached_at = 0.0
         self.generated = 0
         self.sent = 0
         self.dropped = 0
@@ -95,6 +97,7 @@ class PbxSimulator(MultiService):
         if self._collector is not None:
             self._collector.transport.loseConnection()
         self._collector = collector
+        self._attached_at = self._clock.seconds()
         self.log.info("collector connected; replaying {replay}, sending {pending} buffered",
                       replay=len(self._recent), pending=len(self._pending))
         for line in list(self._recent):
@@ -114,10 +117,18 @@ class PbxSimulator(MultiService):
                 break
             self._emit_one()
         self._flush()
-        if self._count and self.generated >= self._count and not self._pending and not self._done_called:
+        if self._finished() and not self._done_called:
             self._done_called = True
             if self._on_done is not None:
-                self._clock.callLater(0.5, self._on_done)
+                self._on_done()
+
+    def _finished(self) -> bool:
+        """All calls generated and delivered to a collector that has kept the connection for ``linger``
+        seconds: a collector that drops right after our last write may have lost the tail, and a PBX
+        would replay it on the next connection, so we stay until the delivery looks settled."""
+        return (bool(self._count) and self.generated >= self._count and not self._pending
+                and self._collector is not None
+                and self._clock.seconds() - self._attached_at >= self._linger)
 
     def _emit_one(self) -> None:
         now = datetime.fromtimestamp(self._clock.seconds(), tz=timezone.utc).astimezone(self._tz)

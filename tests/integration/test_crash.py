@@ -24,7 +24,7 @@ def test_sigkill_during_a_stream_loses_nothing_and_posts_nothing_twice(tmp_path,
     try:
         site.start_pms()
         site.start_daemon()
-        site.start_pbx(CALLS, 100, "--replay", "200")
+        site.start_pbx(CALLS, 100, "--replay", "200", "--linger", "5")
         rng = random.Random(20261122)
         kills = 0
         while len(site.pbx_sent()) < CALLS or kills < 5:
