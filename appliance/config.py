@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,6 +20,7 @@ import yaml
 
 from appliance.errors import ConfigError
 from appliance.schema import Problems, build
+from appliance.tariffs import ClassRate, TariffConfig  # noqa: F401  (the tariff section lives there)
 
 DEFAULT_CONFIG_PATH = "/etc/appliance/appliance.yaml"
 CATEGORIES = ("guest", "lobby", "public", "admin", "service", "unknown")
@@ -39,6 +39,11 @@ class SiteConfig:
     currency: str = "USD"
     access_code: str = "9"
     local_exchange: str = ""
+    # Numbering (appliance/numbering.py): the hotel's own area code completes numbers dialled without it;
+    # local_prefixes and the CSV local_calling_table say which national prefixes are local calls.
+    area_code: str = ""
+    local_prefixes: tuple[str, ...] = ()
+    local_calling_table: str = ""
     post_to_vacant_rooms: bool = False
 
     def __post_init__(self) -> None:
@@ -52,6 +57,17 @@ class SiteConfig:
             raise ValueError(f"currency {self.currency!r} must be an ISO 4217 code such as USD or EUR")
         if not re.fullmatch(r"\d{0,3}", self.access_code):
             raise ValueError(f"access_code {self.access_code!r} must be up to three digits (often 9 or 0)")
+        for label, prefix in [("area_code", self.area_code), ("local_exchange", self.local_exchange),
+                              *(("local_prefixes", p) for p in self.local_prefixes)]:
+            if prefix and not prefix.isdigit():
+                raise ValueError(f"{label} {prefix!r} must be digits of a national number (quote it in YAML)")
+        if self.local_calling_table:
+            from appliance.localcalling import TableError, load_table
+
+            try:
+                load_table(self.local_calling_table)
+            except TableError as exc:
+                raise ValueError(f"local_calling_table: {exc}") from None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -154,35 +170,6 @@ class ExtensionRange:
             return ""
         room = number[len(self.strip_prefix):] if number.startswith(self.strip_prefix) else number
         return self.add_prefix + room
-
-
-@dataclass(frozen=True, kw_only=True)
-class ClassRate:
-    """The price of one call class: connect fee, then a price per started ``increment`` seconds."""
-
-    connect: Decimal = Decimal("0")
-    per_minute: Decimal = Decimal("0")
-    first_block: int = 60
-    increment: int = 60
-    minimum: Decimal = Decimal("0")
-
-
-@dataclass(frozen=True, kw_only=True)
-class TariffConfig:
-    markup_percent: Decimal = Decimal("0")
-    surcharge_per_call: Decimal = Decimal("0")
-    rounding: Decimal = Decimal("0.01")
-    grace_seconds: int = 0
-    free_numbers: tuple[str, ...] = ()
-    classes: dict[str, ClassRate] = field(default_factory=dict)
-    default: ClassRate = field(default_factory=ClassRate)
-
-    def __post_init__(self) -> None:
-        for name in self.classes:
-            if name not in CALL_CLASSES:
-                raise ValueError(f"classes: {name!r} is not a call class; use one of {', '.join(CALL_CLASSES)}")
-        if self.rounding <= 0:
-            raise ValueError("rounding must be a positive step such as 0.01 or 0.05")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,9 +21,9 @@ from appliance.config import ApplianceConfig
 from appliance.db.models import Call, JournalEntry, Posting, PostingEvent, QuarantinedLine
 from appliance.drivers import DriverSpec, ParseContext
 from appliance.events import CallRecord, Ignored
-from appliance.numbering import Classification, NumberingPlan, classify
+from appliance.numbering import Classification, Classifier, plan_for_site
 from appliance.occupancy import stay_at
-from appliance.rating import Rating, rate
+from appliance.rating import Rating, RatingInput, TariffBook, rate, unrated
 
 BATCH = 500
 
@@ -64,12 +64,9 @@ class Pipeline:
         self._drivers = drivers  # link name -> driver spec
         self._options = config.driver_options
         self._extensions = config.extension_map()
-        self._plan = NumberingPlan(
-            country=config.site.country,
-            access_code=config.site.access_code,
-            local_exchange=config.site.local_exchange,
-            free_numbers=frozenset(config.tariff.free_numbers),
-        )
+        self._plan = plan_for_site(config.site, free_numbers=config.tariff.free_numbers)
+        self._classify = Classifier(self._plan)
+        self._book = TariffBook(config.tariff, config.site.tz)
         self._pms_link = config.pms.name if config.pms else ""
 
     # ------------------------------------------------------------ step 1: capture
@@ -182,8 +179,14 @@ class Pipeline:
                                             number=record.dialled or record.caller, reason=record.direction)
             return classification, Rating(amount=Decimal("0"), chargeable=False,
                                           reason=f"{record.direction} call", breakdown={"rule": record.direction})
-        classification = classify(record.dialled, self._plan)
-        return classification, rate(classification, record.duration, self._config.tariff)
+        classification = self._classify(record.dialled)
+        category = self._extensions.get(record.extension, ("unknown", ""))[0]
+        try:
+            rating = rate(RatingInput(classification=classification, duration=record.duration,
+                                      start=record.start, trunk=record.trunk, category=category), self._book)
+        except Exception as exc:  # a tariff bug must hold one call with its reason, never stop the stream
+            rating = unrated(classification, record.duration, exc)
+        return classification, rating
 
     def route(self, session: Session, record: CallRecord, category: str, room: str,
               classification: Classification, rating: Rating) -> Route:

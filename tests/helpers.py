@@ -63,10 +63,20 @@ def make_config(db_url: str, **overrides: Any):
         "pms": {"name": "pms", "driver": "fias", "transport": "tcp-client", "host": "127.0.0.1", "port": 1},
         "extensions": [{"numbers": "101-120", "category": "guest"},
                        {"numbers": "150", "category": "lobby"}],
-        "tariff": {"markup_percent": 10, "surcharge_per_call": "0.50", "grace_seconds": 10, "rounding": "0.01",
+        # The tariff shape of appliance/tariffs.py: a main plan whose first version is the top-level keys.
+        # Weekday evenings are cheaper for national calls only, so local calls (the pipeline tests) cost the
+        # same at any hour; a staff plan rates lobby phones at zero.
+        "tariff": {"name": "test", "markup_percent": 10, "surcharge_per_call": "0.50", "grace_seconds": 10,
+                   "rounding": "0.01", "rounding_mode": "up", "free_numbers": ["+18005550100"],
                    "default": {"per_minute": "0.30"},
                    "classes": {"local": {"per_minute": "0.10"},
-                               "international": {"connect": "0.50", "per_minute": "1.20", "increment": 6}}},
+                               "national": {"per_minute": "0.25", "band_per_minute": {"evening": "0.15"}},
+                               "international": {"connect": "0.50", "per_minute": "1.20", "increment": 6}},
+                   "prefixes": {"44": {"name": "United Kingdom", "connect": "0.50", "per_minute": "1.20",
+                                       "increment": 6}},
+                   "bands": [{"name": "evening", "days": ["mon-fri"], "start": "19:00", "end": "07:00"}],
+                   "plans": {"staff": {"default": {"per_minute": "0"}}},
+                   "select": [{"categories": ["lobby"], "plan": "staff"}]},
     }
     for key, value in overrides.items():
         data[key] = value

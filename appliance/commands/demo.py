@@ -51,17 +51,23 @@ extensions:
   - numbers: "200-210"
     category: admin
 tariff:
+  name: demo
   markup_percent: 25
   surcharge_per_call: 0.50
   grace_seconds: 10
   rounding: 0.05
+  rounding_mode: up
   default: {{connect: 0.00, per_minute: 0.30}}
   classes:
-    local: {{connect: 0.00, per_minute: 0.10}}
-    national: {{connect: 0.00, per_minute: 0.25}}
+    local: {{connect: 0.00, per_minute: 0.10, band_per_minute: {{night: 0.05}}}}
+    national: {{connect: 0.00, per_minute: 0.25, band_per_minute: {{night: 0.15}}}}
     mobile: {{connect: 0.00, per_minute: 0.25}}
-    international: {{connect: 0.50, per_minute: 1.20, first_block: 60, increment: 6}}
+    international: {{connect: 0.50, per_minute: 1.20, first_block: 60, increment: 6, minimum: 1.00}}
     premium: {{connect: 1.00, per_minute: 2.50}}
+  prefixes:
+    "44": {{name: United Kingdom, connect: 0.50, per_minute: 0.60, first_block: 60, increment: 6}}
+  bands:
+    - {{name: night, days: [mon-sun, hol], start: "22:00", end: "07:00"}}
 web:
   host: 127.0.0.1
   port: {web_port}

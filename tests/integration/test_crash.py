@@ -2,6 +2,10 @@
 
 After the run: every call the PBX simulator produced is stored exactly once, every chargeable call has
 exactly one posting, no charge reached the PMS twice, and every posting that is not ``ok`` says why.
+
+Records the kernel had delivered to a daemon that was killed before it journaled them are gone from that
+daemon; like a PBX that cannot know what its collector stored, the simulator replays its recent records
+(``--replay``) on every reconnect, and the appliance must store each of them once.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ def test_sigkill_during_a_stream_loses_nothing_and_posts_nothing_twice(tmp_path,
     try:
         site.start_pms()
         site.start_daemon()
-        site.start_pbx(CALLS, 100, "--replay", "200", "--linger", "5")
+        site.start_pbx(CALLS, 100, "--replay", str(CALLS), "--linger", "5")
         rng = random.Random(20261122)
         kills = 0
         while len(site.pbx_sent()) < CALLS or kills < 5:
