@@ -14,7 +14,8 @@ import sys
 from appliance.errors import ConfigError
 
 COMMANDS = (
-    "run", "web", "demo", "parse", "simulate", "db", "user", "check_config",
+    "run", "web", "demo", "parse", "simulate", "db", "user", "check_config", "rate", "rerate",
+    "backup", "restore", "status",
 )
 
 
