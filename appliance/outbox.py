@@ -59,7 +59,7 @@ class Outbox:
                         (Posting.state == "open") & Posting.sent_at.is_(None),
                         (Posting.state == "retry") & (Posting.next_attempt_at <= now),
                     ),
-                ).order_by(Posting.id).limit(1)
+                ).order_by(Posting.id).limit(1).with_for_update(skip_locked=True)
             ).first()
             if posting is None:
                 return None

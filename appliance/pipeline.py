@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.config import ApplianceConfig
-from appliance.db.models import Call, JournalEntry, Posting, PostingEvent, QuarantinedLine
+from appliance.db.models import Alert, Call, JournalEntry, Posting, PostingEvent, QuarantinedLine
 from appliance.drivers import DriverSpec, ParseContext
 from appliance.events import CallRecord, Ignored
 from appliance.numbering import Classification, Classifier, plan_for_site
@@ -166,6 +166,12 @@ class Pipeline:
             reason=route.reason[:200],
         )
         session.add(call)
+        if rating.problem:
+            # A call the tariff cannot price is held, never silently free: someone must fix the tariff.
+            session.flush()
+            session.add(Alert(rule="unrated_call", severity="warning", subject=record.extension,
+                              message=f"call {call.id} from {record.extension} could not be rated: {rating.problem}"[:500],
+                              call_id=call.id, created_at=now))
         if route.disposition == "charge":
             session.flush()
             add_posting(session, call=call, link=self._pms_link, room=route.room, stay_id=route.stay_id,

@@ -15,7 +15,7 @@ import yaml
 from sqlalchemy import func, select
 
 from appliance.commands import rerate as rerate_command
-from appliance.db.models import Call, Posting, PostingEvent
+from appliance.db.models import Alert, Call, Posting, PostingEvent
 from appliance.db.session import make_engine, make_sessionmaker
 from appliance.events import GuestCheckedIn, GuestCheckedOut
 from appliance.occupancy import apply_guest_event
@@ -247,6 +247,8 @@ def test_an_unrated_call_is_held_then_charged_once_the_tariff_is_fixed(migrated_
         assert call.reason == ("not rated: no rate for local calls and plan main version base "
                                "has no default rate")
         assert call.rating["rule"] == "not rated"
+        alert = session.scalars(select(Alert)).one()
+        assert (alert.rule, alert.call_id, alert.subject) == ("unrated_call", call.id, "101")
     report = run(sessions, make_config(migrated_url, tariff=PRICIER))
     assert [change.action for change in report.changes] == ["charged"]
     with sessions() as session:
