@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DURATION ?= 0
 
-.PHONY: demo test test-fast bench venv browser clean
+.PHONY: demo test test-fast bench venv browser systemd-tools image image-test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,21 @@ browser:
 	  fi; \
 	fi
 
+# systemd-analyze for tests/test_systemd_units.py (`systemd-analyze verify` on every unit in systemd/).
+systemd-tools:
+	@if ! command -v systemd-analyze >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; \
+	  else \
+	    echo "systemd-analyze missing: run 'sudo apt-get install systemd'"; exit 1; \
+	  fi; \
+	fi
+
 demo: $(STAMP)
 	$(BIN)/appliance demo --data-dir demo-data --duration $(DEMO_DURATION)
 
-test: $(STAMP) browser
+test: $(STAMP) browser systemd-tools
 	$(BIN)/python -m pytest -q -n 2 tests
 
 test-fast: $(STAMP)
@@ -37,6 +48,17 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# The appliance disk image (x86_64, GPT, systemd-boot); needs root. See docs/installer-guide.md.
+IMAGE_FILE := build/image/appliance-x86_64.img
+
+image: $(STAMP)
+	bash image/build.sh build/image
+
+# Boots the image in QEMU (TCG, OVMF) and waits for both services and the web admin; builds it if missing.
+image-test: $(STAMP)
+	@[ -f $(IMAGE_FILE) ] || $(MAKE) image
+	bash image/boot-test.sh $(IMAGE_FILE)
 
 clean:
 	rm -rf $(VENV) demo-data build *.egg-info
