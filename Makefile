@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DURATION ?= 0
 
-.PHONY: demo test test-fast bench venv browser systemd-tools image image-test clean
+.PHONY: demo test test-fast bench venv system-packages image image-test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,32 +15,24 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian's chromium for the browser tests (Playwright's own browser download does not work offline).
-browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else \
-	    echo "chromium missing: run 'sudo apt-get install chromium'"; exit 1; \
-	  fi; \
-	fi
+# Debian packages the tests need: chromium for the browser tests (Playwright's own browser download does
+# not work offline) and systemd-analyze for tests/test_systemd_units.py. One apt run, only if missing.
+SYSTEM_PACKAGES := $(if $(wildcard /usr/bin/chromium),,chromium) $(if $(shell command -v systemd-analyze),,systemd)
 
-# systemd-analyze for tests/test_systemd_units.py (`systemd-analyze verify` on every unit in systemd/).
-systemd-tools:
-	@if ! command -v systemd-analyze >/dev/null; then \
+system-packages:
+	@if [ -n "$(strip $(SYSTEM_PACKAGES))" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	  else \
-	    echo "systemd-analyze missing: run 'sudo apt-get install systemd'"; exit 1; \
+	    echo "missing Debian packages: sudo apt-get install $(SYSTEM_PACKAGES)"; exit 1; \
 	  fi; \
 	fi
 
 demo: $(STAMP)
 	$(BIN)/appliance demo --data-dir demo-data --duration $(DEMO_DURATION)
 
-test: $(STAMP) browser systemd-tools
+test: $(STAMP) system-packages
 	$(BIN)/python -m pytest -q -n 2 tests
 
 test-fast: $(STAMP)
