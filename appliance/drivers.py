@@ -3,8 +3,9 @@
 Bytes and time go in; events and bytes come out. A link never reads a clock or touches a socket: it says
 when it next needs waking (``deadline``), and the Twisted adapter in ``appliance.net`` arms one timer.
 
-A PBX driver is a framer (its ``make_link``) plus ``parse_record``; a PMS driver is a stateful link that
-takes commands (``send``) and answers with events.
+A PBX driver is a framer (its ``make_link(options)``) plus ``parse_record``; a PMS driver is a stateful
+link that takes commands (``send``) and answers with events, built with ``make_link(options, tz=site_zone)``
+because the PMS expects dates and times in the hotel's zone.
 """
 
 from __future__ import annotations

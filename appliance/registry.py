@@ -18,6 +18,9 @@ GROUPS = {"pbx": "appliance.pbx_drivers", "pms": "appliance.pms_drivers"}
 class DriverRegistry:
     def __init__(self, specs: Iterable[DriverSpec] = ()) -> None:
         self._specs: dict[tuple[str, str], DriverSpec] = {}
+        # Drivers whose entry point failed to load or validate: reported when a link asks for them, so one
+        # broken plug-in cannot stop links that do not use it.
+        self.broken: dict[tuple[str, str], str] = {}
         for spec in specs:
             self.add(spec)
 
@@ -38,6 +41,10 @@ class DriverRegistry:
 
     def check_link(self, link: Any, kind: str, path: str, problems: Problems) -> Any:
         """Validate a link's driver, transport and options; return the options dataclass (or None)."""
+        if (kind, link.driver) in self.broken:
+            problems.append((f"{path}.driver", f"{kind} driver {link.driver!r} is installed but failed to load: "
+                                               f"{self.broken[(kind, link.driver)]}"))
+            return None
         if (kind, link.driver) not in self._specs:
             problems.append((f"{path}.driver", f"unknown {kind} driver {link.driver!r}; "
                                                f"known: {', '.join(self.names(kind))}"))
@@ -86,9 +93,12 @@ def default_registry() -> DriverRegistry:
         registry = DriverRegistry()
         for kind, group in GROUPS.items():
             for point in entry_points(group=group):
-                spec = point.load()
-                if spec.kind != kind:
-                    raise ValueError(f"entry point {point.name} in {group} declares kind {spec.kind!r}")
-                registry.add(spec)
+                try:
+                    spec = point.load()
+                    if getattr(spec, "kind", kind) != kind:
+                        raise ValueError(f"entry point in {group} declares kind {spec.kind!r}")
+                    registry.add(spec)
+                except Exception as exc:  # a plug-in's import error must not stop the other drivers
+                    registry.broken[(kind, point.name)] = f"{type(exc).__name__}: {exc}"
         _DEFAULT = registry
     return _DEFAULT

@@ -106,3 +106,14 @@ def test_check_config_command(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"{bad}: pbx[0].transport: must be one of" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_driver_that_fails_to_load_is_named_with_its_error() -> None:
+    from tests.helpers import registry
+
+    broken = registry()
+    broken.broken[("pbx", "mitel_mivb")] = "ImportError: no module named serial_magic"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(example(), "test.yaml", registry=broken)
+    assert dict(caught.value.problems)["pbx[0].driver"] == (
+        "pbx driver 'mitel_mivb' is installed but failed to load: ImportError: no module named serial_magic")

@@ -62,7 +62,8 @@ class PmsLinkService(MultiService):
         self._resync_seen: set[tuple[str, str]] | None = None
         self._wake_loop = LoopingCall(self.wake)
         self._wake_loop.clock = reactor
-        factory = LinkFactory(lambda: spec.make_link(options), reactor, self._handle, link.name,
+        # A PMS link stamps DA/TI in the site's zone, so it is built with it.
+        factory = LinkFactory(lambda: spec.make_link(options, tz=tz), reactor, self._handle, link.name,
                               on_connect=self._connected)
         make_transport_service(link, factory, reactor).setServiceParent(self)
         self.sent = 0
