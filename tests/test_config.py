@@ -117,3 +117,26 @@ def test_a_driver_that_fails_to_load_is_named_with_its_error() -> None:
         parse_config(example(), "test.yaml", registry=broken)
     assert dict(caught.value.problems)["pbx[0].driver"] == (
         "pbx driver 'mitel_mivb' is installed but failed to load: ImportError: no module named serial_magic")
+
+
+def test_the_daemon_refuses_to_start_on_a_bad_config(tmp_path: Path) -> None:
+    data = example()
+    data["pms"]["port"] = 70000
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    result = subprocess.run([sys.executable, "-m", "appliance", "run", "--config", str(bad)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"{bad}: pms: transport tcp-client needs a port between 1 and 65535" in result.stderr
+
+
+def test_the_daemon_refuses_an_old_schema(tmp_path: Path) -> None:
+    data = example()
+    data["database"]["url"] = f"sqlite:///{tmp_path / 'empty.db'}"
+    data["pbx"] = data["pbx"][:1]
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(data))
+    result = subprocess.run([sys.executable, "-m", "appliance", "run", "--config", str(config)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "database.url: the database schema is not current: run `appliance db upgrade`" in result.stderr

@@ -31,7 +31,3 @@ class DatabaseThread(Service):
 
     def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> Deferred[T]:
         return deferToThreadPool(self._reactor, self._pool, function, *args, **kwargs)
-
-    @property
-    def backlog(self) -> int:
-        return len(self._pool._queue.queue) if hasattr(self._pool, "_queue") else 0
