@@ -9,10 +9,11 @@ and the next start processes them), and the dedup key makes a replayed or re-imp
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +27,12 @@ from appliance.occupancy import stay_at
 from appliance.rating import Rating, RatingInput, TariffBook, rate, unrated
 
 BATCH = 500
+
+
+class CallObserver(Protocol):
+    """Told about every call as it is stored (alert rules); must not commit or raise for ordinary calls."""
+
+    def on_call_stored(self, session: Session, call: Call, now: datetime) -> None: ...
 
 
 @dataclass
@@ -58,8 +65,9 @@ class Pipeline:
     """Everything between a framed record and a posting row; one instance per daemon."""
 
     def __init__(self, config: ApplianceConfig, sessions: sessionmaker[Session],
-                 drivers: dict[str, DriverSpec]) -> None:
+                 drivers: dict[str, DriverSpec], observers: Sequence[CallObserver] = ()) -> None:
         self._config = config
+        self._observers = tuple(observers)
         self._sessions = sessions
         self._drivers = drivers  # link name -> driver spec
         self._options = config.driver_options
@@ -177,6 +185,11 @@ class Pipeline:
             add_posting(session, call=call, link=self._pms_link, room=route.room, stay_id=route.stay_id,
                         amount=rating.amount, currency=call.currency, now=now, cause="call rated and routed",
                         destination=call.destination)
+        if self._observers:
+            session.flush()
+            for observer in self._observers:
+                # In the call's own transaction: an alert about a call is stored with the call or not at all.
+                observer.on_call_stored(session, call, now)
         return call
 
     def classify_and_rate(self, record: CallRecord) -> tuple[Classification, Rating]:
