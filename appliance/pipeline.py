@@ -9,17 +9,17 @@ and the next start processes them), and the dedup key makes a replayed or re-imp
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.config import ApplianceConfig
-from appliance.db.models import Alert, Call, JournalEntry, Posting, PostingEvent, QuarantinedLine
+from appliance.db.models import Alert, Call, JournalEntry, Posting, PostingEvent, QuarantinedLine, Stay
 from appliance.drivers import DriverSpec, ParseContext
 from appliance.events import CallRecord, Ignored
 from appliance.numbering import Classification, Classifier, plan_for_site
@@ -80,19 +80,19 @@ class Pipeline:
     # ------------------------------------------------------------ step 1: capture
 
     def journal(self, link: str, raws: Iterable[bytes], received_at: datetime) -> int:
-        rows = [JournalEntry(link=link, received_at=received_at, raw=raw, processed=False) for raw in raws]
+        rows = [{"link": link, "received_at": received_at, "raw": raw, "processed": False} for raw in raws]
         if not rows:
             return 0
         with self._sessions.begin() as session:
-            session.add_all(rows)
+            session.execute(insert(JournalEntry), rows)
         return len(rows)
 
     def quarantine(self, link: str, items: Iterable[Ignored], received_at: datetime) -> int:
-        rows = [QuarantinedLine(link=link, received_at=received_at, raw=item.raw, reason=item.reason)
+        rows = [{"link": link, "received_at": received_at, "raw": item.raw, "reason": item.reason[:300]}
                 for item in items]
         if rows:
             with self._sessions.begin() as session:
-                session.add_all(rows)
+                session.execute(insert(QuarantinedLine), rows)
         return len(rows)
 
     def ingest(self, link: str, raws: list[bytes], received_at: datetime,
@@ -115,37 +115,66 @@ class Pipeline:
                 ))
                 if not entries:
                     break
-                seen: set[str] = set()
-                for entry in entries:
-                    self._process_entry(session, entry, now, seen, result)
+                self._process_batch(session, entries, now, result)
                 session.execute(
                     update(JournalEntry).where(JournalEntry.id.in_([e.id for e in entries]))
                     .values(processed=True)
                 )
         return result
 
-    def _process_entry(self, session: Session, entry: JournalEntry, now: datetime, seen: set[str],
+    def _process_batch(self, session: Session, entries: list[JournalEntry], now: datetime,
                        result: IngestResult) -> None:
-        parsed = self.parse(entry.link, entry.raw, entry.received_at)
-        if isinstance(parsed, Ignored):
-            if parsed.quarantine:
-                session.add(QuarantinedLine(journal_id=entry.id, link=entry.link, received_at=entry.received_at,
-                                            raw=entry.raw, reason=parsed.reason[:300]))
-                result.quarantined += 1
-            else:
-                result.ignored += 1
+        """Parse, dedup, rate and route a batch with a handful of statements, not a few per record: a PBX
+        replaying its buffer or a year of log files must go fast (domain.md, "Volumes")."""
+        parsed: list[tuple[JournalEntry, CallRecord, str]] = []
+        for entry in entries:
+            item = self.parse(entry.link, entry.raw, entry.received_at)
+            if isinstance(item, Ignored):
+                if item.quarantine:
+                    session.add(QuarantinedLine(journal_id=entry.id, link=entry.link,
+                                                received_at=entry.received_at, raw=entry.raw,
+                                                reason=item.reason[:300]))
+                    result.quarantined += 1
+                else:
+                    result.ignored += 1
+                continue
+            parsed.append((entry, item, dedup_key(entry.link, item)))
+        if not parsed:
             return
-        key = dedup_key(entry.link, parsed)
-        if key in seen or session.scalar(select(Call.id).where(Call.dedup_key == key)) is not None:
-            result.duplicates += 1
+        seen = set(session.scalars(select(Call.dedup_key).where(Call.dedup_key.in_({k for _, _, k in parsed}))))
+        fresh = []
+        for entry, record, key in parsed:
+            if key in seen:
+                result.duplicates += 1
+                continue
+            seen.add(key)
+            fresh.append((entry, record, key))
+        if not fresh:
             return
-        seen.add(key)
-        call = self.store_call(session, entry, parsed, key, now)
-        result.calls += 1
-        if call.disposition == "charge":
-            result.postings += 1
+        stays = StayLookup.load(session, {self._extensions.get(r.extension, ("", ""))[1] for _, r, _ in fresh},
+                                min(r.start for _, r, _ in fresh), max(r.start for _, r, _ in fresh))
+        built = [self._build_call(session, entry, record, key, stays.find) for entry, record, key in fresh]
+        session.add_all(call for call, _ in built)
         session.flush()
-        result.call_ids.append(call.id)
+        charges = [(call, rating) for call, rating in built if call.disposition == "charge"]
+        postings = [new_posting(call=call, link=self._pms_link, room=call.room, stay_id=call.stay_id,
+                                amount=rating.amount, currency=call.currency, now=now,
+                                destination=call.destination) for call, rating in charges]
+        session.add_all(postings)
+        session.flush()
+        session.add_all(opening_event(posting, now, "call rated and routed") for posting in postings)
+        for call, rating in built:
+            if rating.problem:
+                # A call the tariff cannot price is held, never silently free: someone must fix the tariff.
+                session.add(Alert(rule="unrated_call", severity="warning", subject=call.extension,
+                                  message=f"call {call.id} from {call.extension} could not be rated: "
+                                          f"{rating.problem}"[:500], call_id=call.id, created_at=now))
+            for observer in self._observers:
+                # In the call's own transaction: an alert about a call is stored with the call or not at all.
+                observer.on_call_stored(session, call, now)
+            result.call_ids.append(call.id)
+        result.calls += len(built)
+        result.postings += len(postings)
 
     def parse(self, link: str, raw: bytes, received_at: datetime) -> CallRecord | Ignored:
         spec = self._drivers.get(link)
@@ -157,11 +186,11 @@ class Pipeline:
         except Exception as exc:  # a driver bug must quarantine one record, not stop the stream
             return Ignored(reason=f"driver {spec.name} failed: {type(exc).__name__}: {exc}", raw=raw)
 
-    def store_call(self, session: Session, entry: JournalEntry, record: CallRecord, key: str,
-                   now: datetime) -> Call:
+    def _build_call(self, session: Session, entry: JournalEntry, record: CallRecord, key: str,
+                    find_stay: StayFinder) -> tuple[Call, Rating]:
         category, ext_room = self._extensions.get(record.extension, ("unknown", ""))
         classification, rating = self.classify_and_rate(record)
-        route = self.route(session, record, category, ext_room, classification, rating)
+        route = self.route(session, record, category, ext_room, classification, rating, find_stay)
         call = Call(
             journal_id=entry.id, link=entry.link, dedup_key=key, received_at=entry.received_at,
             start=record.start, duration=record.duration, ring=record.ring, extension=record.extension,
@@ -173,24 +202,7 @@ class Pipeline:
             currency=self._config.site.currency, rating=rating.breakdown, disposition=route.disposition,
             reason=route.reason[:200],
         )
-        session.add(call)
-        if rating.problem:
-            # A call the tariff cannot price is held, never silently free: someone must fix the tariff.
-            session.flush()
-            session.add(Alert(rule="unrated_call", severity="warning", subject=record.extension,
-                              message=f"call {call.id} from {record.extension} could not be rated: {rating.problem}"[:500],
-                              call_id=call.id, created_at=now))
-        if route.disposition == "charge":
-            session.flush()
-            add_posting(session, call=call, link=self._pms_link, room=route.room, stay_id=route.stay_id,
-                        amount=rating.amount, currency=call.currency, now=now, cause="call rated and routed",
-                        destination=call.destination)
-        if self._observers:
-            session.flush()
-            for observer in self._observers:
-                # In the call's own transaction: an alert about a call is stored with the call or not at all.
-                observer.on_call_stored(session, call, now)
-        return call
+        return call, rating
 
     def classify_and_rate(self, record: CallRecord) -> tuple[Classification, Rating]:
         if record.direction != "outgoing":
@@ -208,7 +220,7 @@ class Pipeline:
         return classification, rating
 
     def route(self, session: Session, record: CallRecord, category: str, room: str,
-              classification: Classification, rating: Rating) -> Route:
+              classification: Classification, rating: Rating, find_stay: StayFinder | None = None) -> Route:
         if record.direction == "internal":
             return Route(disposition="internal", reason="internal call")
         if record.direction == "incoming":
@@ -225,24 +237,64 @@ class Pipeline:
             return Route(disposition="excluded", reason=f"extension {record.extension} has no room")
         if not self._pms_link:
             return Route(disposition="excluded", reason="no PMS link is configured", room=room)
-        stay = stay_at(session, room, record.start)
+        stay = find_stay(room, record.start) if find_stay else stay_at(session, room, record.start)
         if stay is None and not self._config.site.post_to_vacant_rooms:
             return Route(disposition="excluded", reason=f"room {room} was vacant at the time of the call", room=room)
         return Route(disposition="charge", reason="", room=room, stay_id=stay.id if stay else None)
+
+
+def new_posting(*, call: Call | None, link: str, room: str, stay_id: int | None, amount: Decimal, currency: str,
+                now: datetime, kind: str = "charge", actor: str = "daemon", destination: str = "",
+                refund_of_id: int | None = None) -> Posting:
+    return Posting(
+        call=call, kind=kind, link=link, room=room, stay_id=stay_id, amount=amount, currency=currency,
+        destination=destination, state="open", reason="queued", attempts=0, created_at=now, created_by=actor,
+        updated_at=now, refund_of_id=refund_of_id,
+    )
+
+
+def opening_event(posting: Posting, now: datetime, cause: str) -> PostingEvent:
+    """The first line of a posting's history."""
+    return PostingEvent(posting_id=posting.id, at=now, from_state="", to_state="open", cause=cause,
+                        actor=posting.created_by)
 
 
 def add_posting(session: Session, *, call: Call | None, link: str, room: str, stay_id: int | None,
                 amount: Decimal, currency: str, now: datetime, cause: str, kind: str = "charge",
                 actor: str = "daemon", destination: str = "", refund_of_id: int | None = None) -> Posting:
     """A new posting in ``open`` with the first line of its history."""
-    posting = Posting(
-        call=call, kind=kind, link=link, room=room, stay_id=stay_id, amount=amount, currency=currency,
-        destination=destination, state="open", reason="queued", attempts=0, created_at=now, created_by=actor,
-        updated_at=now, refund_of_id=refund_of_id,
-    )
+    posting = new_posting(call=call, link=link, room=room, stay_id=stay_id, amount=amount, currency=currency,
+                          now=now, kind=kind, actor=actor, destination=destination, refund_of_id=refund_of_id)
     session.add(posting)
     session.flush()
-    session.add(PostingEvent(posting_id=posting.id, at=now, from_state="", to_state="open", cause=cause,
-                             actor=actor))
+    session.add(opening_event(posting, now, cause))
     return posting
 
+
+StayFinder = Callable[[str, datetime], "Stay | None"]
+
+
+class StayLookup:
+    """The stays of a batch's rooms, loaded once; ``find`` answers as ``occupancy.stay_at`` does (the stay
+    that held the room at the time; with sharers, the earliest check-in)."""
+
+    def __init__(self, stays: list[Stay]) -> None:
+        self._by_room: dict[str, list[Stay]] = {}
+        for stay in sorted(stays, key=lambda s: (s.checked_in_at, s.id)):
+            self._by_room.setdefault(stay.room, []).append(stay)
+
+    @classmethod
+    def load(cls, session: Session, rooms: set[str], earliest: datetime, latest: datetime) -> StayLookup:
+        rooms.discard("")
+        if not rooms:
+            return cls([])
+        return cls(list(session.scalars(
+            select(Stay).where(Stay.room.in_(rooms), Stay.checked_in_at <= latest)
+            .where(Stay.checked_out_at.is_(None) | (Stay.checked_out_at > earliest))
+        )))
+
+    def find(self, room: str, at: datetime) -> Stay | None:
+        for stay in self._by_room.get(room, ()):
+            if stay.checked_in_at <= at and (stay.checked_out_at is None or stay.checked_out_at > at):
+                return stay
+        return None
