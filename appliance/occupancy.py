@@ -3,7 +3,9 @@
 A ``Stay`` row says which guest held which room from when to when, so a call is charged to the stay that
 held the room when the call was made. Every handler is idempotent: IFC8 repeats GI records after a
 hiccup and restates its roster after each link start, and the same record twice changes nothing.
-Guests are keyed by reservation number (G#) so sharers and moves are tracked per guest.
+Guests are keyed by reservation number (G#) so sharers and moves are tracked per guest; a move sent as a
+GO + GI pair works in either order (p.45-46), as GI to the new room and GO from the old one each touch
+only that guest's stay.
 """
 
 from __future__ import annotations
@@ -46,7 +48,11 @@ def apply_guest_event(session: Session, event: object, now: datetime, tz: tzinfo
         return _check_out(session, event.room, event.guest_id, now)
     if isinstance(event, GuestChanged):
         if event.old_room and event.old_room != event.room:
+            # p.44-47: check in to RN; remove only this G# from RO; if RO's GS says nobody is left
+            # there, act as a GO for the whole room.
             _check_out(session, event.old_room, event.guest_id, now)
+            if not event.old_room_share:
+                _check_out(session, event.old_room, "", now)
             _check_in(session, event.room, event.guest_id, event.name, event.share, now, "move")
             return f"guest {event.guest_id or '?'} moved from room {event.old_room} to {event.room}"
         return _check_in(session, event.room, event.guest_id, event.name, event.share, now, "change")

@@ -3,7 +3,17 @@
 The outbox (``appliance.outbox``) decides and persists; this service only sequences: when the link is
 ready and nothing is in flight it claims the next posting on the database thread (the claim commits the
 P# before any byte is written), sends it, and waits for ``PostingAnswered`` or ``PostingUnanswered``.
-Guest records update the occupancy history. Due retries are picked up by a periodic wake-up.
+Guest records update the occupancy history. Due retries are picked up by a periodic wake-up, which also:
+
+- reads ``PmsCounter.resync_wanted`` (set by ``appliance pms resync``) and, when the link is idle,
+  sends ``RequestResync`` (FIAS DR); a resync is otherwise requested only after data loss, at the first
+  ``LinkReady`` of a database that has never held a stay (FIAS 2.20.23 §4 p.36-38: never on every start);
+- checks link health (``appliance.linkhealth``): one alert when the link has been down, or the PMS has
+  answered nothing, longer than the driver options' thresholds.
+
+Night audit (NS ... NE) holds postings; the hold ends with NE, or when the link drops (the next
+connection finds out afresh: a posting answered NA waits for its retry). The driver options may say how
+the transport changes them (``for_transport``: FIAS LRC and ACK/NAK on serial) and ask for TLS (``tls``).
 """
 
 from __future__ import annotations
@@ -16,10 +26,11 @@ from twisted.application.service import MultiService
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from appliance import linkstatus, occupancy
+from appliance import linkhealth, linkstatus, occupancy
 from appliance.config import LinkConfig
 from appliance.db.models import PmsCounter, Stay
 from appliance.drivers import DriverSpec
+from appliance.errors import ConfigError
 from appliance.events import (
     Event, GuestChanged, GuestCheckedIn, GuestCheckedOut, Ignored, LinkDown, LinkReady, LinkUp,
     NightAuditEnded, NightAuditStarted, PostCharge, PostingAnswered, PostingUnanswered, RequestResync,
@@ -60,12 +71,22 @@ class PmsLinkService(MultiService):
         self._claiming = False
         self._night_audit = False
         self._resync_seen: set[tuple[str, str]] | None = None
-        self._wake_loop = LoopingCall(self.wake)
+        self._resync_pending = False  # a resync is wanted; DR goes out when the link is idle
+        self._resync_checking = False  # the LinkReady check of resync_wanted is on the DB thread
+        self._ticking = False
+        self._wake_loop = LoopingCall(self._tick)
         self._wake_loop.clock = reactor
+        if hasattr(options, "for_transport"):
+            options = options.for_transport(link.transport)
+        self.options = options
+        self._thresholds = linkhealth.Thresholds.from_options(options)
+        tls = getattr(options, "tls", None)
+        if tls is not None and link.transport != "tcp-client":
+            raise ConfigError([("pms.options.tls", f"TLS needs transport tcp-client, not {link.transport}")])
         # A PMS link stamps DA/TI in the site's zone, so it is built with it.
         factory = LinkFactory(lambda: spec.make_link(options, tz=tz), reactor, self._handle, link.name,
                               on_connect=self._connected)
-        make_transport_service(link, factory, reactor).setServiceParent(self)
+        make_transport_service(link, factory, reactor, tls=tls).setServiceParent(self)
         self.sent = 0
         self.answered = 0
 
@@ -78,6 +99,9 @@ class PmsLinkService(MultiService):
         if count:
             self.log.warn("PMS link {link}: {count} posting(s) were awaiting an answer when the appliance "
                           "stopped; marked failed for review", link=self.link.name, count=count)
+        # Until the link says otherwise it is not up: a status left "up" by the last run must not hide an
+        # outage from the health check.
+        self._status("down", "not connected yet", _utc(self._clock))
         super().startService()
         self._wake_loop.start(WAKE_INTERVAL, now=False)
 
@@ -92,10 +116,15 @@ class PmsLinkService(MultiService):
     # ------------------------------------------------------------ posting flow
 
     def wake(self) -> None:
-        """Send the next due posting if the link can take it."""
+        """Send the next due posting if the link can take it (or the resync it waits for)."""
         protocol = self.protocol
-        if (protocol is None or self._claiming or self.in_flight is not None or self._night_audit
+        if (protocol is None or self._claiming or self.in_flight is not None or self._resync_checking
                 or self._resync_seen is not None or not link_ready(protocol.link)):
+            return
+        if self._resync_pending:
+            self._send_resync(protocol)
+            return
+        if self._night_audit:
             return
         self._claiming = True
         job = self._db.run(self._outbox.claim_next, _utc(self._clock))
@@ -110,7 +139,9 @@ class PmsLinkService(MultiService):
     def _send_claimed(self, command: PostCharge | None, protocol: LinkProtocol) -> None:
         if command is None:
             return
-        if protocol is not self.protocol or not link_ready(protocol.link) or not protocol.connected:
+        if (protocol is not self.protocol or not link_ready(protocol.link) or not protocol.connected
+                or self.in_flight is not None or self._night_audit or self._resync_pending
+                or self._resync_seen is not None):
             # Nothing was written: give it back to the queue rather than leave it "sent".
             self._db.run(self._outbox.unclaim, command.sequence, _utc(self._clock)).addErrback(self._db_failed)
             return
@@ -120,6 +151,27 @@ class PmsLinkService(MultiService):
                       link=self.link.name, sequence=command.sequence, room=command.room,
                       amount=command.amount_minor)
         protocol.send(command)
+
+    def _can_claim_after(self, protocol: LinkProtocol, sequence: int) -> bool:
+        return (not self._claiming and self.in_flight == sequence and not self._night_audit
+                and not self._resync_pending and not self._resync_checking and self._resync_seen is None
+                and link_ready(protocol.link))
+
+    def _answer_and_claim(self, event: PostingAnswered, now: datetime, claim: bool) -> tuple[Any, Any]:
+        posting = self._outbox.record_answer(event.sequence, event.status, event.text,
+                                             event.raw.decode("latin-1"), now)
+        return posting, self._outbox.claim_next(now) if claim else None
+
+    def _answered_and_claimed(self, result: tuple[Any, Any], sequence: int, protocol: LinkProtocol,
+                              claimed: bool) -> None:
+        posting, command = result
+        if claimed:
+            self._claiming = False
+        if self.in_flight == sequence:
+            self.in_flight = None
+        if command is not None:
+            self._send_claimed(command, protocol)
+        self._answered(posting, sequence)
 
     def _answered(self, posting: Any, sequence: int) -> None:
         if self.in_flight == sequence:
@@ -141,9 +193,13 @@ class PmsLinkService(MultiService):
     def _dispatch(self, protocol: LinkProtocol, event: Event, now: datetime) -> None:
         run = self._db.run
         if isinstance(event, PostingAnswered):
-            run(self._outbox.record_answer, event.sequence, event.status, event.text,
-                event.raw.decode("latin-1"), now).addCallback(self._answered, event.sequence) \
-                .addErrback(self._db_failed)
+            # The answer and the next claim share one trip to the database thread (throughput: a
+            # restored link drains its queue at hundreds of postings a second); the claim is given
+            # back if the link cannot take it when it returns.
+            claim = self._can_claim_after(protocol, event.sequence)
+            self._claiming = self._claiming or claim
+            run(self._answer_and_claim, event, now, claim).addCallback(
+                self._answered_and_claimed, event.sequence, protocol, claim).addErrback(self._db_failed)
         elif isinstance(event, PostingUnanswered):
             self.log.warn("PMS link {link}: P#{sequence} unanswered: {reason}", link=self.link.name,
                           sequence=event.sequence, reason=event.reason)
@@ -157,11 +213,15 @@ class PmsLinkService(MultiService):
             self._status("connected", event.detail or self.link.describe(), now)
         elif isinstance(event, LinkReady):
             self._status("up", "link alive, postings enabled", now)
-            run(self._wants_resync).addCallback(self._maybe_resync, protocol).addErrback(self._db_failed)
+            if getattr(protocol.link, "supports_resync", True) and not self._resync_checking:
+                self._resync_checking = True
+                run(self._wants_resync).addCallback(self._maybe_resync).addErrback(self._db_failed) \
+                    .addBoth(self._resync_checked)
             self.wake()
         elif isinstance(event, LinkDown):
             self._status("down", event.reason, now)
             self._resync_seen = None
+            self._night_audit = False  # the next connection finds out afresh
             if not protocol.connected:
                 self.protocol = None
                 if self.in_flight is not None:  # the link should have said so; make sure the DB does
@@ -200,10 +260,54 @@ class PmsLinkService(MultiService):
                 counter.resync_wanted = False
             return wanted
 
-    def _maybe_resync(self, wanted: bool, protocol: LinkProtocol) -> None:
-        if wanted and protocol is self.protocol and protocol.connected:
-            self.log.info("PMS link {link}: requesting a guest database resync (DR)", link=self.link.name)
-            protocol.send(RequestResync())
+    def _maybe_resync(self, wanted: bool) -> None:
+        if wanted:
+            self._resync_pending = True
+
+    def _resync_checked(self, passthrough: Any) -> None:
+        self._resync_checking = False
+        self.wake()
+
+    def _send_resync(self, protocol: LinkProtocol) -> None:
+        """DR, only with nothing in flight: a PA must not come back behind resync records (p.38)."""
+        self._resync_pending = False
+        self.log.info("PMS link {link}: requesting a guest database resync (DR)", link=self.link.name)
+        protocol.send(RequestResync())
+
+    def _tick(self) -> None:
+        """Every few seconds: due retries, an admin's resync request, link health."""
+        self.wake()
+        if self._ticking:
+            return
+        self._ticking = True
+        protocol = self.protocol
+        supports = (protocol is not None and bool(protocol.connected)
+                    and getattr(protocol.link, "supports_resync", True))
+        self._db.run(self._periodic, _utc(self._clock), supports).addCallback(self._ticked) \
+            .addErrback(self._db_failed).addBoth(self._tick_done)
+
+    def _periodic(self, now: datetime, supports_resync: bool) -> tuple[bool, list[str]]:
+        with self._sessions.begin() as session:
+            wanted = False
+            if supports_resync:
+                counter = session.get(PmsCounter, self.link.name)
+                if counter is not None and counter.resync_wanted:
+                    counter.resync_wanted = False
+                    wanted = True
+            alerts = linkhealth.check(session, self.link.name, self._thresholds, now)
+            return wanted, [alert.message for alert in alerts]
+
+    def _ticked(self, result: tuple[bool, list[str]]) -> None:
+        wanted, alerts = result
+        for message in alerts:
+            self.log.warn("PMS link {link}: alert: {message}", link=self.link.name, message=message)
+        if wanted:
+            self.log.info("PMS link {link}: an administrator asked for a resync", link=self.link.name)
+            self._resync_pending = True
+            self.wake()
+
+    def _tick_done(self, passthrough: Any) -> None:
+        self._ticking = False
 
     def _finish_resync(self, seen: set[tuple[str, str]], now: datetime) -> None:
         with self._sessions.begin() as session:

@@ -1,13 +1,16 @@
-"""The FIAS PMS simulator, Twisted side: a TCP server that plays IFC8 through ``FiasPmsPeer``.
+"""The PMS simulator, Twisted side: plays IFC8 (``FiasPmsPeer``) or a serial posting PMS (HOBIC, STX).
 
-Protocol: Oracle Hospitality *HGBU-IFC8-FIAS Interface Specification* 2.20.23 (see
-``/work/shared/reference/fias.md``; the PMS behaviour is in ``pms_drivers.fias.peer``). This module only
-moves bytes and time:
+Protocols: Oracle Hospitality *HGBU-IFC8-FIAS Interface Specification* 2.20.23 (see
+``/work/shared/reference/fias.md``; the PMS behaviour is in ``pms_drivers.fias.peer``), and the serial
+posting protocols of fias.md §7 (``pms_drivers.hobic_peer``, ``pms_drivers.stx_peer``). The peer listens
+on TCP (optionally TLS, as FIAS 2.20.24's SSL stream) or opens a serial device (``--serial``: a real
+port or one end of a pseudo-terminal). This module only moves bytes and time:
 
 - ``PmsSimulator`` owns one ``FiasPmsPeer`` (roster, faults and received postings live across
   connections). After every call into the peer it writes ``data_to_send()``, closes the transport when
   the peer ``wants_close``, and arms one ``callLater`` for ``deadline()``. The clock is injected.
 - One vendor connection at a time: a new connection displaces the old one, as IFC8 usually does (§1).
+  A serial line is never closed: when the peer gives up on the vendor it starts over on the same line.
 - Every PS received becomes one JSON line (the posting's fields plus ``received_at``) in the optional
   record file, written and flushed *before* its PA is sent, so a test that kills the appliance can
   compare the file with the appliance's database.
@@ -25,7 +28,7 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTCP, IReactorTime
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
@@ -37,6 +40,7 @@ from appliance.events import Ignored
 from pms_drivers.fias.peer import AnswerPolicy, FiasPmsPeer, PeerEvent, PeerNote, PostingReceived
 from pms_drivers.fias.peer_control import PmsControl
 from pms_drivers.fias.peer_model import Roster
+from pms_drivers.serial_peer import LinePeerControl
 
 log = Logger(namespace="appliance.pms_simulator")
 
@@ -63,19 +67,27 @@ class PmsSimulator:
         open_with_ls: bool = True,
         roster: Roster | None = None,
         record_file: IO[str] | None = None,
+        peer: Any = None,
+        serial: bool = False,
     ) -> None:
         self.clock = clock
-        self.peer = FiasPmsPeer(
-            encoding=encoding,
-            lrc=lrc,
-            ack_nak=ack_nak,
-            roster=roster,
-            answer_policy=answer_policy,
-            open_with_ls=open_with_ls,
-        )
+        self.serial = serial
         self.record_file = record_file
         self.vendor: PmsProtocol | None = None
-        self.control = PmsControl(self.peer, connected=lambda: self.vendor is not None)
+        self.control: Any
+        if peer is None:
+            self.peer: Any = FiasPmsPeer(
+                encoding=encoding,
+                lrc=lrc,
+                ack_nak=ack_nak,
+                roster=roster,
+                answer_policy=answer_policy,
+                open_with_ls=open_with_ls,
+            )
+            self.control = PmsControl(self.peer, connected=lambda: self.vendor is not None)
+        else:
+            self.peer = peer
+            self.control = LinePeerControl(peer, connected=lambda: self.vendor is not None)
         self._timer: IDelayedCall | None = None
 
     # ------------------------------------------------------------ driving the peer
@@ -114,7 +126,14 @@ class PmsSimulator:
                 log.debug("to vendor: {data!r}", data=data)
                 vendor.transport.write(data)
             if self.peer.wants_close:
-                vendor.transport.loseConnection()
+                if self.serial:  # a serial line stays open: start over on it
+                    self._report(self.peer.connection_lost(self.clock.seconds()))
+                    self._report(self.peer.connection_made(self.clock.seconds()))
+                    data = self.peer.data_to_send()
+                    if data:
+                        vendor.transport.write(data)
+                else:
+                    vendor.transport.loseConnection()
         else:
             self.peer.data_to_send()  # nobody to send it to
         self._arm()
@@ -176,7 +195,7 @@ class PmsProtocol(Protocol):
         self.simulator = simulator
 
     def connectionMade(self) -> None:
-        peer = self.transport.getPeer() if self.transport is not None else None
+        peer = "serial line" if self.simulator.serial else self.transport.getPeer()
         log.info("vendor connected from {peer}", peer=peer)
         self.simulator.attach(self)
 
@@ -240,9 +259,13 @@ class ListenService(Service):
         *,
         label: str,
         on_error: Callable[[Failure], None] | None = None,
+        tls: Any = None,
     ) -> None:
-        endpoint_class = TCP6ServerEndpoint if ":" in host else TCP4ServerEndpoint
-        self.endpoint = endpoint_class(reactor, port, interface=host)
+        if tls is not None:
+            self.endpoint: Any = SSL4ServerEndpoint(reactor, port, tls, interface=host)
+        else:
+            endpoint_class = TCP6ServerEndpoint if ":" in host else TCP4ServerEndpoint
+            self.endpoint = endpoint_class(reactor, port, interface=host)
         self.factory = factory
         self.label = label
         self.port: IListeningPort | None = None
@@ -270,6 +293,56 @@ class ListenService(Service):
         return None
 
 
+class SerialLineService(Service):
+    """Open a serial device (or one end of a pseudo-terminal) for the simulator while running."""
+
+    def __init__(self, reactor: Any, simulator: PmsSimulator, device: str, *, baudrate: int = 9600,
+                 bytesize: int = 8, parity: str = "N", stopbits: int = 1,
+                 on_error: Callable[[Failure], None] | None = None) -> None:
+        self.reactor = reactor
+        self.simulator = simulator
+        self.device = device
+        self.settings = {"baudrate": baudrate, "bytesize": bytesize, "parity": parity, "stopbits": stopbits}
+        self.port: Any = None
+        self._on_error = on_error
+
+    def startService(self) -> None:
+        super().startService()
+        from serial import SerialException
+        from twisted.internet.serialport import SerialPort
+
+        try:
+            self.port = SerialPort(PmsProtocol(self.simulator), self.device, self.reactor, **self.settings)
+        except (SerialException, OSError) as exc:
+            log.error("cannot open {device}: {error}", device=self.device, error=str(exc))
+            if self._on_error is not None:
+                self._on_error(Failure(exc))
+            return
+        log.info("PMS simulator on serial {device} {baud} {bits}{parity}{stop}", device=self.device,
+                 baud=self.settings["baudrate"], bits=self.settings["bytesize"], parity=self.settings["parity"],
+                 stop=self.settings["stopbits"])
+
+    def stopService(self) -> Any:
+        super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            port.loseConnection()
+        return None
+
+
+def server_tls(cert: str, key: str, ca: str = "") -> Any:
+    """A TLS context for the simulator's vendor port; with ``ca`` the vendor must show a certificate
+    signed by it (the mutual check of FIAS 2.20.24)."""
+    from twisted.internet import ssl
+
+    with open(cert, encoding="ascii") as cert_file, open(key, encoding="ascii") as key_file:
+        own = ssl.PrivateCertificate.loadPEM(cert_file.read() + "\n" + key_file.read())
+    if not ca:
+        return own.options()
+    with open(ca, encoding="ascii") as ca_file:
+        return own.options(ssl.Certificate.loadPEM(ca_file.read()))
+
+
 class SimulatorService(MultiService):
     """The vendor port, the optional control port, and the simulator's clean-up on stop."""
 
@@ -286,16 +359,22 @@ def make_pms_simulator_service(
     simulator: PmsSimulator,
     *,
     reactor: IReactorTCP,
-    listen: str,
+    listen: str = "",
     control: str | None = None,
     on_error: Callable[[Failure], None] | None = None,
+    serial: dict[str, Any] | None = None,
+    tls: Any = None,
 ) -> SimulatorService:
-    """Services for a simulator: the FIAS port (``listen``, ``HOST:PORT``) and the control port."""
+    """Services for a simulator: the vendor port (``listen``, ``HOST:PORT``, optionally TLS) or a serial
+    line (``serial``: device and line settings), and the control port."""
     service = SimulatorService(simulator)
-    host, port = parse_host_port(listen)
-    vendor = ListenService(
-        reactor, host, port, vendor_factory(simulator), label="FIAS PMS simulator", on_error=on_error
-    )
+    vendor: Service
+    if serial is not None:
+        vendor = SerialLineService(reactor, simulator, on_error=on_error, **serial)
+    else:
+        host, port = parse_host_port(listen)
+        vendor = ListenService(reactor, host, port, vendor_factory(simulator), on_error=on_error, tls=tls,
+                               label=f"{getattr(simulator.peer, 'protocol', 'FIAS')} PMS simulator")
     vendor.setName("fias")
     vendor.setServiceParent(service)
     if control:

@@ -1,11 +1,16 @@
 """Transports for links: the YAML chooses the transport apart from the driver (ARCHITECTURE.md).
 
-- ``tcp-client``: we connect; ``ClientService`` reconnects with backoff on the injected clock.
+- ``tcp-client``: we connect; ``ClientService`` reconnects with backoff on the injected clock. With
+  ``tls`` (a PMS driver's ``TlsOptions``: ca, cert, key, verify, hostname) the endpoint is wrapped in TLS
+  (``wrapClientTLS``), as FIAS 2.20.24's "TCP/IP SSL stream" with mutual certificates needs.
 - ``tcp-server``: the PBX connects in; every connection gets its own link.
 - ``serial``: pyserial through ``twisted.internet.serialport`` wrapped as a client endpoint, so a USB
   adapter that vanishes is reconnected exactly like a dropped TCP link.
 - ``file``: a log file (or a folder of them) read from the start and followed as it grows; re-reading is
-  safe because the pipeline deduplicates.
+  safe because the pipeline deduplicates. A folder with a ``processed`` folder inside is a drop folder
+  (CDR files pushed by SFTP, one a minute from Cisco CUCM): each file is moved into ``processed`` once it
+  has been read to the end and left alone for a while, so the folder does not grow without end and a
+  restart does not read a day of files again.
 """
 
 from __future__ import annotations
@@ -71,6 +76,10 @@ class FileFollowService(Service):
     log = Logger()
     CHUNK = 64 * 1024
     IDLE_POLLS_BEFORE_FLUSH = 3
+    # Polls after the flush before a drop-folder file is moved away: the records it gave are journaled by
+    # a database job that runs after the flush, and a moved file is not read again after a crash.
+    IDLE_POLLS_BEFORE_MOVE = 3
+    PROCESSED = "processed"
 
     def __init__(self, path: str, factory: Factory, clock: Any, *, poll_interval: float = 1.0,
                  may_read: Callable[[], bool] = lambda: True) -> None:
@@ -140,12 +149,58 @@ class FileFollowService(Service):
         if protocol is not None and self._idle[path] >= self.IDLE_POLLS_BEFORE_FLUSH:
             protocol.connectionLost(None)
             del self._protocols[path]
+        if self._idle[path] >= self.IDLE_POLLS_BEFORE_FLUSH + self.IDLE_POLLS_BEFORE_MOVE:
+            self._move_processed(path)
+
+    def _move_processed(self, path: Path) -> None:
+        """In a drop folder (a folder with ``processed/`` in it) move a file that is done into it."""
+        target_dir = path.parent / self.PROCESSED
+        if path.parent != self._path or not target_dir.is_dir():
+            return
+        target = target_dir / path.name
+        counter = 1
+        while target.exists():  # the same name pushed twice: keep both
+            target = target_dir / f"{path.name}.{counter}"
+            counter += 1
+        try:
+            os.replace(path, target)
+        except OSError as exc:
+            self.log.warn("cannot move {path} to {target}: {error}", path=str(path), target=str(target),
+                          error=str(exc))
+            return
+        self.log.info("processed {path}", path=str(path))
+        for state in (self._offsets, self._idle):
+            state.pop(path, None)
+
+
+def client_tls(tls: Any, host: str) -> Any:
+    """A TLS connection creator from ``TlsOptions``-like settings (PEM files)."""
+    from twisted.internet import ssl
+
+    client = None
+    if tls.cert:
+        with open(tls.cert, encoding="ascii") as cert, open(tls.key, encoding="ascii") as key:
+            client = ssl.PrivateCertificate.loadPEM(cert.read() + "\n" + key.read())
+    if not tls.verify:
+        if client is None:
+            return ssl.CertificateOptions(verify=False)
+        return ssl.CertificateOptions(verify=False, privateKey=client.privateKey.original,
+                                      certificate=client.original)
+    trust = ssl.platformTrust()
+    if tls.ca:
+        with open(tls.ca, encoding="ascii") as ca:
+            trust = ssl.Certificate.loadPEM(ca.read())
+    return ssl.optionsForClientTLS(tls.hostname or host, trustRoot=trust, clientCertificate=client)
 
 
 def make_transport_service(link: LinkConfig, factory: Factory, reactor: Any, *,
-                           may_read: Callable[[], bool] = lambda: True) -> IService:
+                           may_read: Callable[[], bool] = lambda: True, tls: Any = None) -> IService:
     if link.transport == "tcp-client":
         endpoint = TCP4ClientEndpoint(reactor, link.host, link.port, timeout=10)
+        if tls is not None:
+            from twisted.internet.endpoints import wrapClientTLS
+
+            endpoint = wrapClientTLS(client_tls(tls, link.host), endpoint)
         return ClientService(endpoint, factory, retryPolicy=RETRY_POLICY, clock=reactor)
     if link.transport == "tcp-server":
         endpoint = TCP4ServerEndpoint(reactor, link.port, interface=link.host or "0.0.0.0")

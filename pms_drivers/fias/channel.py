@@ -15,16 +15,23 @@ Source: Oracle Hospitality *HGBU-IFC8-FIAS Interface Specification* 2.20.23, sum
   - an ENQ at start-up is answered NAK (FAQ p.110), which the "last response" default gives.
   When the attempts run out the channel reports ``DeliveryFailed``; the Spec drops the record and goes
   on, the link instead treats it as a broken link (a charge must never be silently dropped).
+  ``DeliveryFailed.rejected`` says the peer answered the last copy NAK (every copy was refused, so
+  the record was not taken); otherwise the peer fell silent and delivery is unknown.
 - Both switches are off on a plain Oracle TCP link; stray ACK/NAK/ENQ bytes between frames are then
   tolerated and ignored (fias.md §1, "Caveat").
 
 Sans-IO like the links that use it: ``receive`` takes bytes and ``now``; ``data_to_send`` drains output.
+
+The simulated PMS plays line faults through three hooks: ``reject`` (NAK a good frame, as if its LRC were
+bad), ``drop_ack`` (the ACK of a good frame is lost on the line, so the sender must ENQ) and
+``send(..., corrupt_lrc=True)`` (the first copy of a frame goes out with a wrong LRC).
 """
 
 from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from appliance.errors import ProtocolError
@@ -41,6 +48,7 @@ class DeliveryFailed:
 
     payload: bytes
     reason: str
+    rejected: bool = False
 
 
 ChannelItem = bytes | Ignored | DeliveryFailed
@@ -59,7 +67,11 @@ class FrameChannel:
         attempts: int = 4,
         max_length: int = 4096,
         max_queue: int = 1024,
+        reject: Callable[[bytes], bool] | None = None,
+        drop_ack: Callable[[bytes], bool] | None = None,
     ) -> None:
+        self._reject = reject
+        self._drop_ack = drop_ack
         self._lrc = lrc
         self._ack_nak = ack_nak
         self._ack_timeout = ack_timeout
@@ -72,7 +84,7 @@ class FrameChannel:
         """Forget everything: a new connection starts from a clean stream."""
         self._framer = StxEtxFramer(with_lrc=self._lrc, max_length=self._max_length)
         self._out = bytearray()
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[tuple[bytes, bool]] = deque()  # (payload, first copy with a corrupt LRC)
         self._current: bytes | None = None  # payload awaiting ACK
         self._tries = 0  # writes plus ENQs spent on the current frame
         self._ack_deadline: float | None = None
@@ -82,15 +94,21 @@ class FrameChannel:
 
     # ------------------------------------------------------------ outgoing
 
-    def send(self, payload: bytes, now: float) -> None:
+    def send(self, payload: bytes, now: float, *, corrupt_lrc: bool = False) -> None:
         if not self._ack_nak:
-            self._out += frame(payload, with_lrc=self._lrc)
+            self._out += self._frame(payload, corrupt_lrc)
             return
         if len(self._queue) >= self._max_queue:
             raise ProtocolError(f"more than {self._max_queue} frames waiting for the peer's ACK")
-        self._queue.append(payload)
+        self._queue.append((payload, corrupt_lrc))
         if self._current is None:
             self._next(now)
+
+    def _frame(self, payload: bytes, corrupt_lrc: bool = False) -> bytes:
+        data = frame(payload, with_lrc=self._lrc)
+        if corrupt_lrc and self._lrc:
+            data = data[:-1] + bytes([data[-1] ^ 0x5A])  # a fault the simulated PMS plays
+        return data
 
     def clear_queue(self) -> None:
         """Drop frames not written yet (the one awaiting its ACK stays): used when a handshake restarts."""
@@ -124,13 +142,13 @@ class FrameChannel:
         self._current = None
         self._ack_deadline = None
         if self._queue:
-            self._current = self._queue.popleft()
+            self._current, corrupt = self._queue.popleft()
             self._tries = 1
-            self._out += frame(self._current, with_lrc=self._lrc)
+            self._out += self._frame(self._current, corrupt)
             self._ack_deadline = now + self._ack_timeout
 
-    def _give_up(self, now: float, reason: str) -> list[ChannelItem]:
-        failed = DeliveryFailed(payload=self._current or b"", reason=reason)
+    def _give_up(self, now: float, reason: str, *, rejected: bool = False) -> list[ChannelItem]:
+        failed = DeliveryFailed(payload=self._current or b"", reason=reason, rejected=rejected)
         self._next(now)
         return [failed]
 
@@ -184,8 +202,14 @@ class FrameChannel:
 
     def _acknowledged(self, item: FrameItem, now: float) -> list[ChannelItem]:
         if isinstance(item, bytes):
-            self._out.append(ACK)
+            if self._reject is not None and self._reject(item):
+                self._out.append(NAK)
+                self._last_response = NAK
+                return [Ignored(reason="frame refused with NAK (simulated line fault)", raw=item,
+                                quarantine=False)]
             self._last_response = ACK
+            if self._drop_ack is None or not self._drop_ack(item):
+                self._out.append(ACK)  # else: the ACK is lost on the line (simulated); an ENQ repeats it
             return [item]
         if isinstance(item, ChecksumMismatch):
             self._out.append(NAK)
@@ -199,7 +223,7 @@ class FrameChannel:
             self._next(now)
         elif item == NAK and self._current is not None:
             if self._tries >= self._attempts:
-                return self._give_up(now, f"NAK on all {self._attempts} attempts")
+                return self._give_up(now, f"NAK on all {self._attempts} attempts", rejected=True)
             self._tries += 1
             self._out += frame(self._current, with_lrc=self._lrc)
             self._ack_deadline = now + self._ack_timeout

@@ -41,6 +41,7 @@ The states and their transition table are in ``link_states`` (ARCHITECTURE.md ru
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, tzinfo
 
 from appliance.drivers import DriverSpec
@@ -52,31 +53,33 @@ from appliance.events import (
     LinkDown,
     LinkReady,
     LinkUp,
-    NightAuditEnded,
-    NightAuditStarted,
     PostCharge,
     PostingAnswered,
     PostingUnanswered,
     RequestResync,
-    ResyncEnded,
-    ResyncStarted,
 )
-from pms_drivers.fias import inbound
 from pms_drivers.fias import options as compose
 from pms_drivers.fias.channel import DeliveryFailed, FrameChannel
+from pms_drivers.fias.link_records import HANDLERS, RecordHandlers
 from pms_drivers.fias.link_states import TRANSITIONS, InFlight, State
 from pms_drivers.fias.options import FiasOptions
 from pms_drivers.fias.records import FiasRecord, MalformedRecordError, decode, encode, stamp
 
 
-class FiasLink:
+class FiasLink(RecordHandlers):
     """Sans-IO FIAS vendor link; implements ``appliance.drivers.Link``."""
 
+    supports_resync = True
+    """The PMS service may send ``RequestResync`` (DR) on this link."""
+
     def __init__(self, options: FiasOptions | None = None, *, tz: tzinfo | None = None) -> None:
-        self.options = options or FiasOptions()
+        options = options or FiasOptions()
+        if options.lrc is None or options.ack_nak is None:
+            options = options.for_transport("tcp-client")  # the service resolves them for its transport
+        self.options = options
         self._tz = tz
         self._channel = FrameChannel(
-            lrc=self.options.lrc, ack_nak=self.options.ack_nak, ack_timeout=self.options.ack_timeout
+            lrc=bool(options.lrc), ack_nak=bool(options.ack_nak), ack_timeout=options.ack_timeout
         )
         self._state = State.CLOSED
         self._clear()
@@ -124,13 +127,17 @@ class FiasLink:
             return f"posting P# {self._in_flight.sequence} is awaiting its answer"
         if self._dr_pending_until is not None:
             return "a resync was requested and the PMS has not started it"
+        if not self._channel.idle:
+            # §1 p.95: the last record still awaits its ACK (maybe via ENQ); a PS queued behind it would
+            # start its answer timeout before it even left.
+            return "a record awaits the PMS's ACK"
         return ""
 
     def deadline(self) -> float | None:
         if self._state in (State.CLOSED, State.FAILED):
             return None
         keepalive = None
-        if self._state in (State.ALIVE, State.RESYNC, State.ENDED):
+        if self._state in _KEEPALIVE_STATES:
             keepalive = self._ls_pending_until
             if keepalive is None:
                 keepalive = self._last_heard + self.options.keepalive_interval
@@ -180,11 +187,17 @@ class FiasLink:
             why = self._not_ready_because()
             if why:
                 raise ProtocolError(f"cannot send posting P# {command.sequence}: {why}")
+            if command.start.tzinfo is not None and self._tz is not None:
+                # §3/§8 item 8: DA/TI are the call start in hotel time; the outbox hands UTC.
+                command = replace(command, start=command.start.astimezone(self._tz))
             self._write(compose.posting_simple(self.options, command), now)
             self._in_flight = InFlight(command.sequence, now + self.options.answer_timeout)
         elif isinstance(command, RequestResync):
             if self._state is not State.ALIVE:
                 raise ProtocolError(f"cannot request a resync: the link is {self._state.value}")
+            if self._in_flight is not None:
+                # §3 p.38: a PA could come back behind the resync records; the caller waits for it.
+                raise ProtocolError(f"cannot request a resync: P# {self._in_flight.sequence} awaits its answer")
             self._write(compose.resync_request(self._stamp(now)), now)
             self._dr_pending_until = now + self.options.answer_timeout
         else:
@@ -198,7 +211,7 @@ class FiasLink:
             if self._state is State.FAILED:
                 break  # the adapter is closing the connection; the rest is moot
             if isinstance(item, DeliveryFailed):
-                events += self._fail(now, f"record not acknowledged: {item.reason}")
+                events += self._delivery_failed(item, now)
             elif isinstance(item, Ignored):
                 events.append(item)
             else:
@@ -214,7 +227,7 @@ class FiasLink:
         events: list[Event] = []
         for failure in self._channel.handle_timeout(now):
             if self._state is not State.FAILED and isinstance(failure, DeliveryFailed):
-                events += self._fail(now, f"record not acknowledged: {failure.reason}")
+                events += self._delivery_failed(failure, now)
         if self._state in (State.CLOSED, State.FAILED):
             return events
         limit = f"{self.options.answer_timeout:g} s"
@@ -239,7 +252,7 @@ class FiasLink:
             events.append(
                 LinkReady(detail=f"no DS within {limit} of our DR: the PMS ignored the resync request")
             )
-        if self._state in (State.ALIVE, State.RESYNC, State.ENDED):
+        if self._state in _KEEPALIVE_STATES:
             if self._ls_pending_until is not None:
                 if now >= self._ls_pending_until:
                     return events + self._fail(now, f"no LA within {limit} of our keep-alive LS")
@@ -285,6 +298,19 @@ class FiasLink:
         self._wants_close = True
         return events
 
+    def _delivery_failed(self, failed: DeliveryFailed, now: float) -> list[Event]:
+        """The channel gave up on a frame (§1, p.95: 4 attempts). If the PMS answered NAK to the last copy
+        of the PS in flight, it refused every copy and booked none: a failure, never resent. If it fell
+        silent, delivery is unknown: ``_fail`` reports the posting unanswered."""
+        events: list[Event] = []
+        flight = self._in_flight
+        if failed.rejected and flight is not None and _sequence_of(failed.payload) == flight.sequence:
+            self._in_flight = None
+            events.append(PostingAnswered(
+                sequence=flight.sequence, status="UR",
+                text=f"the PMS answered NAK to every copy ({failed.reason}); not booked [appliance]"))
+        return events + self._fail(now, f"record not acknowledged: {failed.reason}")
+
     def _ready(self, detail: str) -> list[Event]:
         self._down_reported = False
         return [LinkReady(detail=detail)]
@@ -305,97 +331,25 @@ class FiasLink:
             # §2: after an LE from the PMS, resume on the next contact even if no LS arrives.
             self._go(State.ALIVE)
             events += self._ready("the PMS resumed after LE")
-        handler = _HANDLERS.get(rec.kind)
+        handler = HANDLERS.get(rec.kind)
         if handler is None:
             return events + [
                 Ignored(reason=f"record type {rec.kind} is not handled", raw=raw, quarantine=False)
             ]
         return events + handler(self, rec, raw, now)
 
-    def _on_ls(self, rec: FiasRecord, raw: bytes, now: float) -> list[Event]:
-        events: list[Event] = []
-        if self._state in (State.ALIVE, State.RESYNC, State.ENDED):
-            # §2: any LS from IFC8 means it restarted; a posting in flight has an unknown fate.
-            events += self._unanswered("the PMS restarted (LS) while the posting awaited its answer")
-        self._describe(now)
-        return events
-
-    def _on_la(self, rec: FiasRecord, raw: bytes, now: float) -> list[Event]:
-        probing, self._ls_pending_until = self._ls_pending_until is not None, None
-        if self._state is State.DESCRIBING:
-            self._handshake_until = None
-            self._go(State.ALIVE)
-            return self._ready("link alive")
-        if self._state is State.OPENING:
-            # §2: IFC8 answers LS with LA when its side of the link is already active.
-            self._handshake_until = None
-            self._go(State.ALIVE)
-            return self._ready("the PMS answered our LS with LA: link already alive")
-        if self._state is State.ENDED:
-            self._go(State.ALIVE)
-            return self._ready("the PMS resumed after LE")
-        if probing:
-            return []
-        reason = f"LA while {self._state.value} with no keep-alive pending"
-        return [Ignored(reason=reason, raw=raw, quarantine=False)]
-
-    def _on_le(self, rec: FiasRecord, raw: bytes, now: float) -> list[Event]:
-        if self._state is State.ENDED:
-            return [Ignored(reason="LE after LE", raw=raw, quarantine=False)]
-        self._write(compose.link_end(self._stamp(now)), now)  # §2: the peer answers LE with LE
-        events = self._down("PMS sent LE") + self._unanswered(
-            "the PMS sent LE while the posting awaited its answer"
-        )
-        self._stop_timers()
-        self._go(State.ENDED)
-        return events
-
-    def _on_ds(self, rec: FiasRecord, raw: bytes, now: float) -> list[Event]:
-        if self._state is not State.ALIVE:
-            return [Ignored(reason=f"DS while the link is {self._state.value}", raw=raw, quarantine=False)]
-        self._dr_pending_until = None
-        self._resync_until = now + self.options.resync_timeout
-        self._go(State.RESYNC)
-        return [ResyncStarted(raw=raw)]
-
-    def _on_de(self, rec: FiasRecord, raw: bytes, now: float) -> list[Event]:
-        if self._state is not State.RESYNC:
-            return [Ignored(reason="DE without DS", raw=raw, quarantine=False)]
-        self._resync_until = None
-        self._go(State.ALIVE)
-        return [ResyncEnded(raw=raw)] + self._ready("resync ended")
-
-    def _on_guest(self, rec: FiasRecord, raw: bytes, now: float) -> list[Event]:
-        return [inbound.GUEST_RECORDS[rec.kind](rec, raw)]
-
-    def _on_night_audit(self, rec: FiasRecord, raw: bytes, now: float) -> list[Event]:
-        self._night_audit = rec.kind == "NS"
-        return [NightAuditStarted(raw=raw) if self._night_audit else NightAuditEnded(raw=raw)]
-
-    def _on_pa(self, rec: FiasRecord, raw: bytes, now: float) -> list[Event]:
-        sequence = inbound.answer_sequence(rec)
-        if isinstance(sequence, str):
-            return [Ignored(reason=sequence, raw=raw)]
-        if self._in_flight is None or self._in_flight.sequence != sequence:
-            # Late or duplicate: it must never be matched to another posting (p.85, fias.md §8).
-            return [Ignored(reason=f"PA for P# {sequence} which is not in flight", raw=raw)]
-        self._in_flight = None
-        return [PostingAnswered(sequence=sequence, status=rec.get("AS").strip(), text=rec.get("CT"), raw=raw)]
+_KEEPALIVE_STATES = (State.ALIVE, State.ENDED)  # §4 p.38: nothing is sent during a resync (DS ... DE)
 
 
-_HANDLERS = {
-    "LS": FiasLink._on_ls,
-    "LA": FiasLink._on_la,
-    "LE": FiasLink._on_le,
-    "DS": FiasLink._on_ds,
-    "DE": FiasLink._on_de,
-    "GI": FiasLink._on_guest,
-    "GO": FiasLink._on_guest,
-    "GC": FiasLink._on_guest,
-    "NS": FiasLink._on_night_audit,
-    "NE": FiasLink._on_night_audit,
-    "PA": FiasLink._on_pa,
-}
+def _sequence_of(payload: bytes) -> int | None:
+    """The P# of an encoded PS, or None."""
+    if not payload.startswith(b"PS|"):
+        return None
+    for part in payload.split(b"|"):
+        if part.startswith(b"P#") and part[2:].isdigit():
+            return int(part[2:])
+    return None
+
 
 SPEC = DriverSpec(
     name="fias",

@@ -12,11 +12,12 @@ be matched to postings (fias.md §3, §8 item 7).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
 from appliance.events import PostCharge
+from pms_drivers.common import LinkHealthOptions, TlsOptions
 from pms_drivers.fias.records import (
     FiasRecord,
     check_encoding,
@@ -54,8 +55,12 @@ NIGHT_AUDIT_FIELDS = ("DA", "TI")
 
 
 @dataclass(frozen=True, kw_only=True)
-class FiasOptions:
-    """Per-link settings, from the ``options:`` mapping of a FIAS PMS link in the YAML configuration."""
+class FiasOptions(LinkHealthOptions):
+    """Per-link settings, from the ``options:`` mapping of a FIAS PMS link in the YAML configuration.
+
+    Serial line settings (baud rate, parity, data and stop bits) are the link's own keys (``baudrate``,
+    ``parity``, ``bytesize``, ``stopbits``), not options: the transport applies them (Spec p.91-92).
+    """
 
     encoding: str = "cp850"
     """Code page of names and text: cp850 (Nethesis default), cp1252, latin-1 or utf-8 (fias.md §1)."""
@@ -72,17 +77,21 @@ class FiasOptions:
     t_method: Literal["pulses", "duration"] = "duration"
     """With posting_mode T: send meter pulses (MP) or let the PMS cost duration + digits (DU + DD)."""
     ta_exponent: int = 2
-    """Implied decimals in TA. Two by default, even for zero-decimal currencies (FAQ p.110)."""
-    currency_exponent: int = 2
-    """Decimals of the site currency, i.e. of ``PostCharge.amount_minor`` (0 for JPY, 3 for KWD)."""
+    """Implied decimals in TA. Two by default, even for zero-decimal currencies; three-decimal currencies
+    are sent as they are (FAQ p.110). The appliance's outbox scales amounts to this exponent."""
+    currency_exponent: int | None = None
+    """Decimals of ``PostCharge.amount_minor`` when it is not already in TA units (0 for JPY, 3 for KWD).
+    Leave unset with the appliance's outbox, which hands the link amounts scaled to ``ta_exponent``."""
     interface_family: str = "PB"
     """LD IF: PB = TMS/PBX gateway, CA = call accounting (Spec p.111)."""
     vendor_version: str = "0.1.0"
     """LD V#, at most 10 characters."""
-    lrc: bool = False
-    """Append an LRC byte after ETX. Serial links use it; plain Oracle TCP does not (fias.md §1)."""
-    ack_nak: bool = False
-    """Acknowledged transmission (ACK/NAK/ENQ). Serial links use it; plain Oracle TCP does not."""
+    lrc: bool | None = None
+    """Append an LRC byte after ETX (Spec p.93). Unset: on for ``transport: serial``, off for TCP, as on
+    a plain Oracle link ("only applies to asynchronous serial connections", p.22); some PMSs switch it
+    on for TCP too (fias.md §1, "Caveat")."""
+    ack_nak: bool | None = None
+    """Acknowledged transmission, ACK/NAK/ENQ (Spec p.93-96). Unset: on for serial, off for TCP."""
     ack_timeout: float = 3.0
     """ACK/NAK mode: seconds to wait for an ACK before sending ENQ (Spec p.95)."""
     sales_outlet: str = ""
@@ -93,10 +102,18 @@ class FiasOptions:
     """Send the call type as PC (one character: I, N, L, M ...)."""
     send_ct: bool = True
     """Send the charge text as CT (20 characters at most)."""
+    send_du_dd: bool = True
+    """Send duration (DU) and dialled digits (DD) with PT C and PT T + MP too (PT T by duration always
+    sends them: the PMS costs the call from them, p.81)."""
+    send_da_ti: bool = True
+    """Send DA/TI, the call's start: the PMS keeps the time and stamps its business date (p.38)."""
+    tls: TlsOptions | None = None
+    """TLS with certificates on ``tcp-client`` (FIAS 2.20.24); see ``pms_drivers.common.TlsOptions``."""
     night_audit_records: bool = True
     """Ask for NS/NE (night audit start/end) in the LR set."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_encoding(self.encoding)
         for name in ("answer_timeout", "keepalive_interval", "resync_timeout", "ack_timeout"):
             if getattr(self, name) <= 0:
@@ -108,7 +125,8 @@ class FiasOptions:
         if self.t_method not in ("pulses", "duration"):
             raise ValueError(f"t_method must be 'pulses' or 'duration', got {self.t_method!r}")
         for name in ("ta_exponent", "currency_exponent"):
-            if not 0 <= getattr(self, name) <= 6:
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 6:
                 raise ValueError(f"{name} must be between 0 and 6")
         if not re.fullmatch(r"[A-Z]{2}", self.interface_family):
             raise ValueError(
@@ -119,17 +137,28 @@ class FiasOptions:
         if not re.fullmatch(r"\d{0,5}", self.sales_outlet):
             raise ValueError(f"sales_outlet {self.sales_outlet!r} must be up to five digits")
 
+    def for_transport(self, transport: str) -> FiasOptions:
+        """The options with LRC and ACK/NAK decided for the link's transport: what the Spec prescribes
+        (serial: both on, p.93-96; TCP: both off, p.97-98) unless the YAML set them."""
+        serial = transport == "serial"
+        return replace(
+            self,
+            lrc=serial if self.lrc is None else self.lrc,
+            ack_nak=serial if self.ack_nak is None else self.ack_nak,
+        )
+
     def posting_fields(self) -> tuple[str, ...]:
         """The PS fields this link sends, in the order it sends them (also the PS LR field list)."""
+        by_duration = self.posting_mode == "T" and self.t_method == "duration"
         if self.posting_mode == "C":
             amount: tuple[str, ...] = ("TA",)
         elif self.t_method == "pulses":
             amount = ("MP",)
         else:
             amount = ()
-        fields = ("RN", "PT") + amount + ("DU", "DD")
+        fields = ("RN", "PT") + amount + ("DU", "DD") * (self.send_du_dd or by_duration)
         fields += ("PX",) * self.send_px + ("PC",) * self.send_pc + ("CT",) * self.send_ct
-        fields += ("P#", "DA", "TI") + ("SO",) * bool(self.sales_outlet)
+        fields += ("P#",) + ("DA", "TI") * self.send_da_ti + ("SO",) * bool(self.sales_outlet)
         return fields
 
     def record_fields(self) -> dict[str, tuple[str, ...]]:
@@ -201,7 +230,10 @@ def posting_simple(options: FiasOptions, charge: PostCharge) -> FiasRecord:
         "RN": charge.room,
         "PT": options.posting_mode,
         "TA": format_amount(
-            charge.amount_minor, currency_exponent=options.currency_exponent, ta_exponent=options.ta_exponent
+            charge.amount_minor,
+            currency_exponent=options.ta_exponent if options.currency_exponent is None
+            else options.currency_exponent,
+            ta_exponent=options.ta_exponent,
         ),
         "MP": str(charge.pulses),
         "DU": format_duration(charge.duration),

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from enum import Enum
 from typing import Literal
@@ -33,15 +32,15 @@ from typing import Literal
 from appliance.errors import ProtocolError
 from appliance.events import Ignored
 from pms_drivers.fias.channel import DeliveryFailed, FrameChannel
+from pms_drivers.fias.peer_commands import PeerCommands
 from pms_drivers.fias.peer_model import (
+    ANSWER_FAULTS,
     ANSWER_TEXT,
+    FRAME_FAULTS,
     FaultScript,
-    Guest,
     PostingRecord,
     Roster,
     guest_in_record,
-    guest_out_record,
-    move_record,
 )
 from pms_drivers.fias.records import (
     FiasRecord,
@@ -54,6 +53,7 @@ from pms_drivers.fias.records import (
     record,
     stamp,
 )
+from pms_drivers.peer_events import PeerNote, PostingReceived
 
 
 class PeerState(Enum):
@@ -79,22 +79,10 @@ AnswerPolicy = Literal["roster", "ok", "ng"]
 LE_WAIT = 2.0  # §2: the side shutting down waits about 2 s for the peer's LE
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PostingReceived:
-    posting: PostingRecord
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PeerNote:
-    """Something worth a log line in the simulator."""
-
-    text: str
-
-
 PeerEvent = PostingReceived | PeerNote | Ignored
 
 
-class FiasPmsPeer:
+class FiasPmsPeer(PeerCommands):
     """A simulated IFC8. ``roster`` and ``faults`` may be shared with a control channel."""
 
     def __init__(
@@ -122,7 +110,9 @@ class FiasPmsPeer:
         self.night_audit = False
         self.vendor_fields: dict[str, tuple[str, ...]] = {}
         self._tz = tz
-        self._channel = FrameChannel(lrc=lrc, ack_nak=ack_nak)
+        self.ack_nak = ack_nak
+        self._channel = FrameChannel(lrc=lrc, ack_nak=ack_nak, reject=self._frame_nak, drop_ack=self._frame_lose_ack)
+        self._frame_fault_done: tuple[int, str] | None = None
         self._state = PeerState.CLOSED
         self._late: list[tuple[float, int, bytes]] = []  # heap of (due, order, PA payload)
         self._close_at: float | None = None
@@ -210,49 +200,6 @@ class FiasPmsPeer:
 
     # ------------------------------------------------------------ commands (the control channel's)
 
-    def check_in(
-        self,
-        room: str,
-        guest_id: str,
-        name: str,
-        *,
-        now: float,
-        first_name: str = "",
-        share: bool | None = None,
-    ) -> list[FiasRecord]:
-        """Check a guest in; ``share`` defaults to "someone is already in the room". Returns what was sent."""
-        if share is None:
-            share = any(g.guest_id != guest_id for g in self.roster.guests(room))
-        arrival = self._stamp(now).date()
-        guest = Guest(guest_id=guest_id, name=name, first_name=first_name, share=share, arrival=arrival)
-        self.roster.check_in(room, guest)
-        return self._push([guest_in_record(room, guest, self._stamp(now))], now)
-
-    def check_out(self, room: str, guest_id: str = "", *, now: float) -> list[FiasRecord]:
-        """Check out one guest, or everybody in the room; raises KeyError when nobody matches."""
-        leaving = self.roster.check_out(room, guest_id)
-        if not leaving:
-            raise KeyError(f"room {room} has no guest {guest_id}" if guest_id else f"room {room} is vacant")
-        stays = self.roster.occupied(room)
-        when = self._stamp(now)
-        return self._push(
-            [guest_out_record(room, g, room_still_occupied=stays, when=when) for g in leaving], now
-        )
-
-    def move(self, old: str, new: str, guest_id: str, *, now: float) -> list[FiasRecord]:
-        """A room move: GC with RN = new room and RO = old room, each followed by its GS (p.47)."""
-        guest = self.roster.move(old, new, guest_id)
-        new_shared, old_occupied = len(self.roster.guests(new)) > 1, self.roster.occupied(old)
-        return self._push([move_record(guest, new, new_shared, old, old_occupied, self._stamp(now))], now)
-
-    def start_night_audit(self, now: float) -> list[FiasRecord]:
-        self.night_audit = True
-        return self._push([self._stamped("NS", now)], now)
-
-    def end_night_audit(self, now: float) -> list[FiasRecord]:
-        self.night_audit = False
-        return self._push([self._stamped("NE", now)], now)
-
     def link_end(self, now: float) -> None:
         """Send LE and close after the vendor's LE or ``LE_WAIT`` seconds (§2)."""
         if self._state is PeerState.CLOSED:
@@ -267,6 +214,25 @@ class FiasPmsPeer:
             raise ProtocolError("no vendor connection")
         self._write(self._stamped("LS", now), now)
         self._go(PeerState.AWAIT_LD)
+
+    def _frame_fault(self, payload: bytes, kind: str) -> bool:
+        """Line faults for the next PS frame (``nak``, ``lose-ack``), decided before the PS is read."""
+        if not payload.startswith(b"PS|"):
+            return False
+        count = len(self.postings) + 1
+        if self._frame_fault_done == (count, kind):
+            return False  # the resend of a NAKed PS (same posting number) goes through
+        head = self.faults.take(count, frozenset({kind}) & FRAME_FAULTS)
+        if head is None:
+            return False
+        self._frame_fault_done = (count, kind)
+        return True
+
+    def _frame_nak(self, payload: bytes) -> bool:
+        return self._frame_fault(payload, "nak")
+
+    def _frame_lose_ack(self, payload: bytes) -> bool:
+        return self._frame_fault(payload, "lose-ack")
 
     # ------------------------------------------------------------ internals
 
@@ -337,16 +303,20 @@ class FiasPmsPeer:
 
     def _resync(self, now: float) -> list[PeerEvent]:
         """DR -> DS, GI+SF per guest, GO+SF per vacant known room, DE (§4, p.36-38)."""
-        self._write(self._stamped("DS", now), now)
-        count = 0
-        for room, guests in self.roster.rooms():
-            for guest in guests:
-                self._write(guest_in_record(room, guest, self._stamp(now), swap=True), now)
-                count += 1
-            if not guests:
-                self._write(record("GO", ("RN", room), ("SF", "")), now)
-        self._write(self._stamped("DE", now), now)
+        sent = self._resync_records(now)
+        count = sum(1 for rec in sent if rec.kind == "GI")
         return [PeerNote(text=f"resync requested: sent DS, {count} guest(s), DE")]
+
+    def _resync_records(self, now: float) -> list[FiasRecord]:
+        records = [self._stamped("DS", now)]
+        for room, guests in self.roster.rooms():
+            records += [guest_in_record(room, guest, self._stamp(now), swap=True) for guest in guests]
+            if not guests:
+                records.append(record("GO", ("RN", room), ("SF", "")))
+        records.append(self._stamped("DE", now))
+        for rec in records:
+            self._write(rec, now)
+        return records
 
     def _decide(self, rec: FiasRecord) -> tuple[str, str]:
         room, kind = rec.get("RN"), rec.get("PT")
@@ -363,7 +333,7 @@ class FiasPmsPeer:
         return "NG", ANSWER_TEXT["NG"]
 
     def _posting(self, rec: FiasRecord, raw: bytes, now: float) -> list[PeerEvent]:
-        fault = self.faults.take(len(self.postings) + 1)
+        fault = self.faults.take(len(self.postings) + 1, ANSWER_FAULTS)
         kind, number = fault.kind if fault else "", rec.get("P#")
         code, text = self._decide(rec)
         if fault is not None and kind == "answer":
@@ -382,7 +352,7 @@ class FiasPmsPeer:
         if fault is not None and kind == "late-pa":
             heapq.heappush(self._late, (now + fault.delay, len(self.postings), payload))
             return events + [PeerNote(text=f"fault: PA for P#{number} delayed by {fault.delay:g} s")]
-        self._channel.send(payload, now)
+        self._channel.send(payload, now, corrupt_lrc=kind == "bad-lrc")
         if kind == "duplicate-pa":
             self._channel.send(payload, now)
         return events

@@ -14,9 +14,13 @@ Commands (answers start with ``OK`` or ``ERR``)::
     fault late-pa SECONDS                 the next PA goes out SECONDS late
     fault duplicate-pa                    the next PA is sent twice
     fault drop-after-ps                   the connection drops right after the next PS
+    fault nak | lose-ack                  serial: NAK the next PS once / lose its ACK (the vendor ENQs)
+    fault bad-lrc                         serial: the next PA goes out with a wrong LRC first
     fault every N FAULT                   FAULT on every Nth posting (as --fault-every)
     fault clear                           forget all scripted faults
     night-audit start|end                 NS / NE; PS answered NA in between
+    resync                                DS, GI+SF per guest, GO+SF per vacant room, DE (no DR needed)
+    restate                               GI+SF per guest with no DS/DE envelope (as Protel on link-up)
     link-end                              LE, then close (IFC8 shutting down)
     restart                               LS: play an IFC8 restart, the vendor must re-describe itself
     roster                                rooms and guests
@@ -31,13 +35,13 @@ from collections.abc import Callable
 
 from appliance.errors import ProtocolError
 from pms_drivers.fias.peer import FiasPmsPeer
-from pms_drivers.fias.peer_model import parse_fault
+from pms_drivers.fias.peer_model import FRAME_FAULTS, parse_fault
 
 CONTROL_HELP = (
     "checkin ROOM GUESTID NAME [share] | checkout ROOM [GUESTID] | move OLD NEW GUESTID | "
     "fault CODE | fault answer CODE | fault lose-pa | fault late-pa SECONDS | fault duplicate-pa | "
-    "fault drop-after-ps | fault every N FAULT | fault clear | night-audit start|end | link-end | "
-    "restart | roster | stats | help"
+    "fault drop-after-ps | fault nak | fault lose-ack | fault bad-lrc | fault every N FAULT | fault clear | "
+    "night-audit start|end | resync | restate | link-end | restart | roster | stats | help"
 )
 
 
@@ -98,6 +102,8 @@ class PmsControl:
         if not args:
             raise ValueError("usage: fault CODE|lose-pa|late-pa SECONDS|duplicate-pa|drop-after-ps")
         fault = parse_fault(_fault_text(args))
+        if fault.kind in FRAME_FAULTS and not self.peer.ack_nak:
+            raise ValueError(f"fault {fault} needs the ACK/NAK line protocol (--ack-nak)")
         faults.queue(fault)
         return f"next posting: {fault}"
 
@@ -109,6 +115,14 @@ class PmsControl:
         else:
             raise ValueError("usage: night-audit start|end")
         return f"night audit {args[0]}"
+
+    def _resync(self, args: list[str], now: float) -> str:
+        sent = self.peer.resync(now)
+        return f"resync sent: {len(sent)} record(s)" if sent else "link not alive: not sent"
+
+    def _restate(self, args: list[str], now: float) -> str:
+        sent = self.peer.restate(now)
+        return f"{len(sent)} GI record(s) sent without DS/DE"
 
     def _link_end(self, args: list[str], now: float) -> str:
         self.peer.link_end(now)
@@ -160,6 +174,8 @@ _COMMANDS: dict[str, Callable[[PmsControl, list[str], float], str]] = {
     "move": PmsControl._move,
     "fault": PmsControl._fault,
     "night-audit": PmsControl._night_audit,
+    "resync": PmsControl._resync,
+    "restate": PmsControl._restate,
     "link-end": PmsControl._link_end,
     "restart": PmsControl._restart,
     "roster": PmsControl._roster,

@@ -13,8 +13,15 @@ from typing import Any, Literal
 
 from pms_drivers.fias.records import FiasRecord, format_date, format_time, record
 
-FaultKind = Literal["answer", "lose-pa", "late-pa", "duplicate-pa", "drop-after-ps"]
-FAULT_KINDS = ("answer", "lose-pa", "late-pa", "duplicate-pa", "drop-after-ps")
+FaultKind = Literal[
+    "answer", "lose-pa", "late-pa", "duplicate-pa", "drop-after-ps", "nak", "lose-ack", "bad-lrc", "busy"
+]
+FAULT_KINDS = ("answer", "lose-pa", "late-pa", "duplicate-pa", "drop-after-ps", "nak", "lose-ack", "bad-lrc",
+               "busy")
+# Faults the line plays on the record's frame itself, before the PMS reads it (serial, §1 p.93-96):
+# NAK it as if its LRC were bad, or lose the ACK so the sender must ENQ. The others act on the answer.
+FRAME_FAULTS = frozenset({"nak", "lose-ack", "busy"})
+ANSWER_FAULTS = frozenset(FAULT_KINDS) - FRAME_FAULTS
 
 # AS codes (Spec p.111-112) and the text the simulator sends with them.
 ANSWER_TEXT = {
@@ -121,8 +128,10 @@ def move_record(
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Fault:
-    """One scripted misbehaviour for the next PS: answer with ``code``, lose / delay / double the PA,
-    or drop the connection right after the PS."""
+    """One scripted misbehaviour for the next posting: answer with ``code``, lose / delay / double the
+    answer, drop the connection right after the posting; on a serial line also NAK the record's first
+    copy (``nak``), lose its ACK (``lose-ack``: the sender must ENQ), send the answer with a bad LRC
+    (``bad-lrc``), or refuse the ENQ as busy (``busy``, STX protocols)."""
 
     kind: FaultKind
     code: str = ""
@@ -137,8 +146,8 @@ class Fault:
 
 
 def parse_fault(text: str) -> Fault:
-    """``RY`` (any 2-letter AS code), ``lose-pa``, ``late-pa=SECONDS``, ``duplicate-pa`` or
-    ``drop-after-ps``."""
+    """``RY`` (any 2-letter AS code), ``lose-pa``, ``late-pa=SECONDS``, ``duplicate-pa``,
+    ``drop-after-ps``, ``nak``, ``lose-ack``, ``bad-lrc`` or ``busy``."""
     text = text.strip()
     name, _, argument = text.partition("=")
     if name == "late-pa":
@@ -149,13 +158,13 @@ def parse_fault(text: str) -> Fault:
         if delay < 0:
             raise ValueError("late-pa needs a delay of 0 seconds or more")
         return Fault(kind="late-pa", delay=delay)
-    if name in ("lose-pa", "duplicate-pa", "drop-after-ps") and not argument:
+    if name in ("lose-pa", "duplicate-pa", "drop-after-ps", "nak", "lose-ack", "bad-lrc", "busy") and not argument:
         return Fault(kind=name)  # type: ignore[arg-type]
     if len(text) == 2 and text.isascii() and text.isalpha():
         return Fault(kind="answer", code=text.upper())
     raise ValueError(
         f"unknown fault {text!r}: use an AS code (RY, NA, UR, NP ...), lose-pa, "
-        f"late-pa=SECONDS, duplicate-pa or drop-after-ps"
+        f"late-pa=SECONDS, duplicate-pa, drop-after-ps, nak, lose-ack, bad-lrc or busy"
     )
 
 
@@ -181,12 +190,14 @@ class FaultScript:
     def pending(self) -> list[str]:
         return [str(f) for f in self._next] + [f"every {n}: {f}" for n, f in self._every]
 
-    def take(self, count: int) -> Fault | None:
-        """The fault for posting number ``count`` (1-based), if any; a one-shot fault wins."""
-        if self._next:
+    def take(self, count: int, kinds: frozenset[str] | None = None) -> Fault | None:
+        """The fault for posting number ``count`` (1-based), if any; a one-shot fault wins. With
+        ``kinds``, only a fault of those kinds is taken (a one-shot one only from the head of the queue,
+        so faults still play in the order they were queued)."""
+        if self._next and (kinds is None or self._next[0].kind in kinds):
             return self._next.popleft()
         for n, fault in self._every:
-            if count % n == 0:
+            if count % n == 0 and (kinds is None or fault.kind in kinds):
                 return fault
         return None
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from appliance.errors import ProtocolError
-from appliance.events import Ignored, LinkDown, LinkReady, PostCharge, PostingUnanswered
+from appliance.events import Ignored, LinkDown, LinkReady, PostCharge, PostingAnswered, PostingUnanswered
 from appliance.framing import ACK, ENQ, NAK, frame
 from pms_drivers.fias.channel import DeliveryFailed, FrameChannel
 from pms_drivers.fias.link import FiasLink, FiasOptions, State
@@ -111,14 +111,38 @@ def test_ack_nak_delivery_failure_breaks_the_link():
     events = []
     for _ in range(4):
         events += link.receive_data(bytes([NAK]), T0 + 1)
+    # The PMS refused every copy with NAK, so it booked none: a failure with the reason, never resent.
     assert events == [
-        LinkDown(reason="record not acknowledged: NAK on all 4 attempts"),
-        PostingUnanswered(
+        PostingAnswered(
             sequence=2,
-            reason="link failed while awaiting the answer: record not acknowledged: NAK on all 4 attempts",
+            status="UR",
+            text="the PMS answered NAK to every copy (NAK on all 4 attempts); not booked [appliance]",
         ),
+        LinkDown(reason="record not acknowledged: NAK on all 4 attempts"),
     ]
     assert link.wants_close and link.state is State.FAILED
+
+
+def test_ack_nak_silence_after_the_ps_is_delivery_unknown():
+    """§1 p.95 + §8 item 1: no ACK and no answer to three ENQs: the PMS may have booked the PS, so it is
+    reported unanswered (never resent), and the link breaks."""
+    link, _ = alive_link(options=SERIAL)
+    link.data_to_send()
+    link.send(
+        PostCharge(sequence=3, room="1", amount_minor=5, start=__import__("datetime").datetime(2025, 1, 1)),
+        T0,
+    )
+    events = []
+    for step in range(1, 5):
+        events += link.handle_timeout(T0 + 3 * step)
+    assert link.data_to_send().count(b"\x05") == 3  # three ENQs, the PS was written once
+    assert events == [
+        LinkDown(reason="record not acknowledged: no ACK after 4 attempts"),
+        PostingUnanswered(
+            sequence=3,
+            reason="link failed while awaiting the answer: record not acknowledged: no ACK after 4 attempts",
+        ),
+    ]
 
 
 def test_ls_spam_does_not_grow_the_ack_queue():
