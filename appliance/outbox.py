@@ -52,29 +52,32 @@ class Outbox:
     def claim_next(self, now: datetime) -> PostCharge | None:
         """Take the oldest due posting, give it a fresh P#, mark it sent, commit, return the command."""
         with self._sessions.begin() as session:
-            posting = session.scalars(
-                select(Posting).where(
-                    Posting.link == self._link,
-                    or_(
-                        (Posting.state == "open") & Posting.sent_at.is_(None),
-                        (Posting.state == "retry") & (Posting.next_attempt_at <= now),
-                    ),
-                ).order_by(Posting.id).limit(1).with_for_update(skip_locked=True)
-            ).first()
-            if posting is None:
-                return None
-            sequence = self._next_sequence(session)
-            if posting.state == "retry":
-                change_state(session, posting, "open", f"sent again with P# {sequence}", now)
-            else:
-                session.add(PostingEvent(posting_id=posting.id, at=now, from_state="open", to_state="open",
-                                         cause=f"sent with P# {sequence}", sequence=sequence))
-            posting.sequence = sequence
-            posting.sent_at = now
-            posting.attempts += 1
-            posting.next_attempt_at = None
-            posting.updated_at = now
-            return self._command(session, posting)
+            return self._claim(session, now)
+
+    def _claim(self, session: Session, now: datetime) -> PostCharge | None:
+        posting = session.scalars(
+            select(Posting).where(
+                Posting.link == self._link,
+                or_(
+                    (Posting.state == "open") & Posting.sent_at.is_(None),
+                    (Posting.state == "retry") & (Posting.next_attempt_at <= now),
+                ),
+            ).order_by(Posting.id).limit(1).with_for_update(skip_locked=True)
+        ).first()
+        if posting is None:
+            return None
+        sequence = self._next_sequence(session)
+        if posting.state == "retry":
+            change_state(session, posting, "open", f"sent again with P# {sequence}", now)
+        else:
+            session.add(PostingEvent(posting_id=posting.id, at=now, from_state="open", to_state="open",
+                                     cause=f"sent with P# {sequence}", sequence=sequence))
+        posting.sequence = sequence
+        posting.sent_at = now
+        posting.attempts += 1
+        posting.next_attempt_at = None
+        posting.updated_at = now
+        return self._command(session, posting)
 
     def _next_sequence(self, session: Session) -> int:
         counter = session.get(PmsCounter, self._link, with_for_update=True)
@@ -115,19 +118,31 @@ class Outbox:
 
     def record_answer(self, sequence: int, code: str, text: str, raw: str, now: datetime) -> Posting | None:
         with self._sessions.begin() as session:
-            posting = self._in_flight(session, sequence)
-            if posting is None:
-                return None
-            decision = rules.on_answer(code, text, posting.attempts, now)
-            posting.answered_at = now
-            posting.answer_code = code[:4]
-            posting.answer_text = text[:300]
-            if decision.state == rules.State.RETRY:
-                posting.sent_at = None  # the PMS said it did not book it: safe to send again
-                posting.next_attempt_at = decision.next_attempt_at
-            change_state(session, posting, decision.state, decision.reason, now, raw=raw)
-            self._touch(session, now)
-            return posting
+            return self._record_answer(session, sequence, code, text, raw, now)
+
+    def answer_and_claim(self, sequence: int, code: str, text: str, raw: str,
+                         now: datetime) -> tuple[Posting | None, PostCharge | None]:
+        """The answer and the next claim in one commit: a restored link drains its queue at one fsync per
+        posting. The claim is still committed before its PS is written."""
+        with self._sessions.begin() as session:
+            posting = self._record_answer(session, sequence, code, text, raw, now)
+            return posting, self._claim(session, now)
+
+    def _record_answer(self, session: Session, sequence: int, code: str, text: str, raw: str,
+                       now: datetime) -> Posting | None:
+        posting = self._in_flight(session, sequence)
+        if posting is None:
+            return None
+        decision = rules.on_answer(code, text, posting.attempts, now)
+        posting.answered_at = now
+        posting.answer_code = code[:4]
+        posting.answer_text = text[:300]
+        if decision.state == rules.State.RETRY:
+            posting.sent_at = None  # the PMS said it did not book it: safe to send again
+            posting.next_attempt_at = decision.next_attempt_at
+        change_state(session, posting, decision.state, decision.reason, now, raw=raw)
+        self._touch(session, now)
+        return posting
 
     def record_unanswered(self, sequence: int, reason: str, now: datetime) -> Posting | None:
         with self._sessions.begin() as session:

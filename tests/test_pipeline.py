@@ -203,3 +203,16 @@ def test_sequence_survives_a_new_outbox_and_wraps(env) -> None:
     assert command.sequence == 99_999_999
     with sessions() as session:
         assert session.get(PmsCounter, "pms").next_sequence == 1
+
+
+def test_answer_and_next_claim_commit_together(env) -> None:
+    _, sessions, pipeline = env
+    check_in(sessions, "101", "G1", T0 - timedelta(days=1))
+    pipeline.ingest("pbx", [line(T0, 60, "101", "912125551234"), line(T0, 61, "101", "912125551235")], T0)
+    outbox = Outbox(sessions, "pms")
+    first = outbox.claim_next(T0)
+    posting, second = outbox.answer_and_claim(first.sequence, "OK", "", "", T0 + timedelta(seconds=1))
+    assert posting.state == "ok" and second.sequence == first.sequence + 1
+    with sessions() as session:
+        sent = session.scalars(select(Posting).where(Posting.sent_at.is_not(None), Posting.state == "open")).all()
+    assert [p.sequence for p in sent] == [second.sequence]

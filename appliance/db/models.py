@@ -127,6 +127,7 @@ class Posting(Base):
 
     __table_args__ = (
         Index("ix_postings_queue", "link", "state", "next_attempt_at", "id"),
+        Index("ix_postings_sequence", "link", "sequence"),
         # One charge per call, whatever happens: the last guard against a double posting.
         Index("uq_postings_one_charge_per_call", "call_id", unique=True,
               sqlite_where=text("kind = 'charge'"), postgresql_where=text("kind = 'charge'")),

@@ -158,9 +158,10 @@ class PmsLinkService(MultiService):
                 and link_ready(protocol.link))
 
     def _answer_and_claim(self, event: PostingAnswered, now: datetime, claim: bool) -> tuple[Any, Any]:
-        posting = self._outbox.record_answer(event.sequence, event.status, event.text,
-                                             event.raw.decode("latin-1"), now)
-        return posting, self._outbox.claim_next(now) if claim else None
+        raw = event.raw.decode("latin-1")
+        if claim:
+            return self._outbox.answer_and_claim(event.sequence, event.status, event.text, raw, now)
+        return self._outbox.record_answer(event.sequence, event.status, event.text, raw, now), None
 
     def _answered_and_claimed(self, result: tuple[Any, Any], sequence: int, protocol: LinkProtocol,
                               claimed: bool) -> None:
