@@ -156,7 +156,8 @@ class PostingUnanswered:
 class PostCharge:
     """Command: post one charge (negative for a refund) to a room folio.
 
-    ``amount_minor`` is in the site currency's minor units (cents); ``start`` is the call start in site time.
+    ``amount_minor`` is an integer with the PMS link's implied decimals (the FIAS ``TA`` exponent, by
+    default 2: cents), scaled by the outbox; ``start`` is the call start (aware; links stamp it in site time).
     """
 
     sequence: int
