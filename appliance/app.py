@@ -14,10 +14,12 @@ from sqlalchemy import delete
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 
+from appliance.alerts import AlertEngine
 from appliance.config import ApplianceConfig
 from appliance.db.models import Extension
 from appliance.db.session import is_up_to_date, make_engine, make_sessionmaker
 from appliance.errors import ConfigError
+from appliance.net.alert_service import AlertService
 from appliance.net.dbthread import DatabaseThread
 from appliance.net.pbx_service import PbxLinkService
 from appliance.net.pms_service import PmsLinkService
@@ -50,7 +52,8 @@ def make_daemon(config: ApplianceConfig, reactor: Any, registry: DriverRegistry 
     db = DatabaseThread(reactor)
     db.setServiceParent(root)
     drivers = {link.name: registry.get("pbx", link.driver) for link in config.pbx}
-    pipeline = Pipeline(config, sessions, drivers)
+    alert_engine = AlertEngine(config)
+    pipeline = Pipeline(config, sessions, drivers, observers=[alert_engine])
 
     pms: PmsLinkService | None = None
     if config.pms is not None:
@@ -78,6 +81,7 @@ def make_daemon(config: ApplianceConfig, reactor: Any, registry: DriverRegistry 
 
     startup = _Startup(db, recover, [*pbx_services, *([pms] if pms else [])])
     startup.setServiceParent(root)
+    AlertService(alert_engine, db, sessions, reactor).setServiceParent(root)
     return Daemon(service=root, pipeline=pipeline, pbx=pbx_services, pms=pms, sessions=sessions, engine=engine)
 
 
