@@ -96,8 +96,14 @@ REPORTING_SECONDS: dict[str, Span] = {
     name: (8, 16) if name == "time" else (a + 3, b + 3) if a > 13 else (a, b)
     for name, (a, b) in REPORTING.items()
 }
-# The length a formatted record is padded to: the full record with ANI/DNIS and OLI, as the PBX prints it.
-WIDTHS = {"standard": 131, "extended": 139, "reporting": 207}
+# Record lengths and the SMDR options that produce them (layout, ANI/DNIS, network OLI; Extended Reporting
+# level). The manual gives 90/101 (+ANI/DNIS 112/120, +OLI 131/139) and 162 (L1) / 195 (L2); the real
+# samples are 207: L2 with the call identifiers, whose last 12 columns are blank in every one of them.
+WIDTHS = {("standard", False, False): 90, ("standard", True, False): 112, ("standard", False, True): 131,
+          ("standard", True, True): 131, ("extended", False, False): 101, ("extended", True, False): 120,
+          ("extended", False, True): 139, ("extended", True, True): 139}
+REPORTING_WIDTHS = {(1, False): 162, (1, True): 169, (2, False): 195, (2, True): 207}
+LONGEST_EXTENDED = 139
 
 _DATE = re.compile(r"(\d\d)/(\d\d)")
 _TIME = re.compile(r"(\d\d):(\d\d)(?::(\d\d))?([ Pp]?)")
@@ -117,11 +123,16 @@ class MitelOptions:
     """``layout``: auto (per line), standard (90-131 chars), extended (Extended Digit Length, 101-139),
     reporting (Extended Reporting L1/L2, 162-207). ``meter_pulses``: whether the last five digit columns
     hold meter pulses (auto: when they are five digits after a gap). ``twelve_hour_clock``: the PBX prints
-    a 12-hour clock, so a time without ``P`` is AM (``12:05`` is 00:05); a ``P`` always means PM."""
+    a 12-hour clock, so a time without ``P`` is AM (``12:05`` is 00:05); a ``P`` always means PM.
+    ``ani_dnis``, ``network_oli``, ``reporting_level``: the SMDR options ``format_record`` writes for (the
+    record width follows them, ``WIDTHS``); parsing finds them from the line."""
 
     layout: Literal["auto", "standard", "extended", "reporting"] = "auto"
     meter_pulses: Literal["auto", "on", "off"] = "auto"
     twelve_hour_clock: bool = False
+    ani_dnis: bool = True
+    network_oli: bool = True
+    reporting_level: Literal[1, 2] = 2
     encoding: Encoding = "ascii"
     max_length: int = 512
 
@@ -209,10 +220,10 @@ def _table(text: str, options: MitelOptions) -> dict[str, Span]:
         if seconds:
             layout = "reporting"
         elif _EXTENDED_DURATION.fullmatch(text[14:24]):
-            layout = "reporting" if len(text) > WIDTHS["extended"] else "extended"
+            layout = "reporting" if len(text) > LONGEST_EXTENDED else "extended"
         elif _STANDARD_DURATION.fullmatch(text[14:23].ljust(9)):
             layout = "standard"
-        elif len(text) > WIDTHS["extended"]:  # blank duration: the length is all there is to go on
+        elif len(text) > LONGEST_EXTENDED:  # blank duration: the length is all there is to go on
             layout = "reporting"
         elif len(text) in (101, 120, 139) and text[23:24] == " ":
             layout = "extended"
@@ -288,11 +299,18 @@ def format_record(call: CallRecord, options: MitelOptions) -> bytes:
     and raise ValueError, as does any value wider than its columns.
     """
     layout = "reporting" if options.layout == "auto" else options.layout
-    table = REPORTING_SECONDS if layout == "reporting" else STANDARD if layout == "standard" else EXTENDED
-    line = [" "] * WIDTHS[layout]
+    seconds = layout == "reporting" and options.reporting_level == 2
+    table = (REPORTING_SECONDS if seconds else REPORTING) if layout == "reporting" else \
+        STANDARD if layout == "standard" else EXTENDED
+    width = record_width(layout, options)
+    line = [" "] * width
 
     def put(name: str, text: str, right: bool = False) -> None:
         a, b = table[name]
+        off = (name in ("ani", "dnis") and layout != "reporting" and not options.ani_dnis) or \
+            (name in ("call_id", "sequence") and not options.network_oli)
+        if b > width or off:
+            return  # the options that print this field are off: the PBX leaves it out
         if len(text) > b - a + 1:
             raise ValueError(f"{name} {text!r} is wider than columns {a}-{b}")
         line[a - 1:b] = text.rjust(b - a + 1) if right else text.ljust(b - a + 1)
@@ -300,7 +318,7 @@ def format_record(call: CallRecord, options: MitelOptions) -> bytes:
     start = call.start
     put("long_call", _long_call_flag(call.duration))
     put("date", f"{start.month:02d}/{start.day:02d}")
-    put("time", _clock_text(start, seconds=layout == "reporting", twelve=options.twelve_hour_clock))
+    put("time", _clock_text(start, seconds=seconds, twelve=options.twelve_hour_clock))
     if call.answered or (call.direction == "incoming" and call.duration):
         put("duration", format_hms(call.duration, 2 if layout == "standard" else 4))
     tta_width = 4 if layout == "reporting" else 3
@@ -336,6 +354,13 @@ def format_record(call: CallRecord, options: MitelOptions) -> bytes:
         put("call_id", call.call_id)
         put("sequence", "A")
     return ("".join(line) + "\r\n").encode(options.encoding, errors="replace")
+
+
+def record_width(layout: str, options: MitelOptions) -> int:
+    """How long the PBX's records are with these options (see ``WIDTHS``)."""
+    if layout == "reporting":
+        return REPORTING_WIDTHS[(options.reporting_level, options.network_oli)]
+    return WIDTHS[(layout, options.ani_dnis, options.network_oli)]
 
 
 def _long_call_flag(seconds: int) -> str:

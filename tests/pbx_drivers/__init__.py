@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -14,12 +15,34 @@ import yaml
 from appliance.drivers import DriverSpec, ParseContext
 from appliance.events import CallRecord, Ignored, RecordReceived
 from appliance.registry import DriverRegistry
-from pbx_drivers import avaya_ipoffice, generic, mitel_mivb
+from pbx_drivers import (
+    asterisk,
+    avaya_cm,
+    avaya_ipoffice,
+    cisco_cucm,
+    freeswitch,
+    generic,
+    hipath,
+    lg_ipecs,
+    mitel_5000,
+    mitel_mivb,
+    nec_sv8100,
+    nec_sv9500,
+    nortel_cs1000,
+    panasonic,
+    samsung_officeserv,
+    threecx,
+)
 from pbx_drivers.common import call_to_json
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
+# The captures ``tests/test_parse_command.py`` prints line by line (one call per non-blank line).
 CAPTURE_NAMES = ("mitel_mivb", "avaya_ipoffice", "asterisk_generic", "hipath_generic")
-REGISTRY = DriverRegistry([generic.SPEC, mitel_mivb.SPEC, avaya_ipoffice.SPEC])
+ALL_SPECS = [module.SPEC for module in (
+    generic, mitel_mivb, avaya_ipoffice, avaya_cm, mitel_5000, nec_sv8100, nec_sv9500, panasonic, cisco_cucm,
+    asterisk, freeswitch, threecx, hipath, samsung_officeserv, nortel_cs1000, lg_ipecs)]
+REGISTRY = DriverRegistry(ALL_SPECS)
+SPLITS = ("whole", "bytewise", "trailing")
 
 
 @dataclass(frozen=True)
@@ -87,3 +110,36 @@ def calls_only(results: Iterable[object]) -> list[CallRecord]:
 
 def quarantined(results: Iterable[object]) -> list[Ignored]:
     return [result for result in results if isinstance(result, Ignored) and result.quarantine]
+
+
+def chunks_for(data: bytes, split: str, trailing: bytes = b"") -> list[bytes]:
+    """The capture fed whole, one byte at a time, or whole with a cut-off record after it."""
+    if split == "bytewise":
+        return [data[i:i + 1] for i in range(len(data))]
+    if split == "trailing":
+        return [data, trailing]
+    return [data]
+
+
+def check_capture(capture: Capture, split: str, trailing: bytes) -> None:
+    """Every call of the capture comes out as expected, in order, however the bytes arrive; nothing
+    but the cut-off record after it (``trailing``) is quarantined."""
+    results = parse_capture(capture, chunks_for(capture.data, split, trailing))
+    assert [call_fields(call) for call in calls_only(results)] == capture.expected
+    bad = quarantined(results)
+    if split == "trailing":
+        assert len(bad) == 1, bad
+        assert trailing.strip(b"\x02\r\n\x00") in bad[0].raw
+    else:
+        assert bad == [], bad
+
+
+def check_any_split(capture: Capture, cuts: list[int]) -> None:
+    """The property: any split of the capture gives the same calls as the whole capture."""
+    points = sorted({min(max(cut, 0), len(capture.data)) for cut in cuts})
+    pieces = [capture.data[a:b] for a, b in zip([0, *points], [*points, len(capture.data)])]
+    results = parse_capture(capture, pieces)
+    assert [call_fields(call) for call in calls_only(results)] == capture.expected
+    assert quarantined(results) == []
+
+

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -72,7 +72,7 @@ def test_impossible_date_is_a_value_error():
 
 def test_received_at_is_compared_in_site_time():
     # 04:30 UTC on 1 January is still 31 December in New York: a 12/31 23:00 record is this (2024's) year.
-    received = ParseContext(tz=NEW_YORK, received_at=datetime(2025, 1, 1, 4, 30, tzinfo=timezone.utc))
+    received = ParseContext(tz=NEW_YORK, received_at=datetime(2025, 1, 1, 4, 30, tzinfo=UTC))
     assert infer_year(12, 31, time(23, 0), received).year == 2024
 
 
@@ -188,3 +188,81 @@ def test_generate_call_mix_is_configurable():
     assert all(call.dialled.startswith("011") for call in calls)
     with pytest.raises(ValueError, match="unknown call kinds"):
         generate_call(rng, start, ["101"], ["T1"], mix={"premium": 1})
+
+
+# ---------------------------------------------------------------- helpers added for the PBX drivers
+
+from pbx_drivers.common import (
+    digits_of,
+    from_epoch,
+    full_year,
+    moment_of,
+    named_row,
+    parse_clock,
+    parse_date,
+    resolve_start,
+    start_of,
+)
+
+
+@pytest.mark.parametrize("text, order, expected", [
+    ("06/24/97", "mdy", (1997, 6, 24)), ("24/06/97", "dmy", (1997, 6, 24)), ("03/05", "mdy", (None, 3, 5)),
+    ("14.03.25", "dmy", (2025, 3, 14)), ("2024-12-31", "ymd", (2024, 12, 31)),
+    ("02/29", "mdy", (None, 2, 29)),
+])
+def test_parse_date_in_every_order(text, order, expected):
+    assert parse_date(text, order) == expected
+
+
+@pytest.mark.parametrize("text, order", [("24/06/97", "mdy"), ("02/30/24", "mdy"), ("2024/13", "ymd"),
+                                         ("x", "dmy")])
+def test_bad_dates_name_the_order(text, order):
+    with pytest.raises(ValueError, match="date"):
+        parse_date(text, order)
+
+
+def test_full_year_pivots_at_70():
+    assert (full_year(97), full_year(69), full_year(2024)) == (1997, 2069, 2024)
+
+
+@pytest.mark.parametrize("text, twelve, expected", [
+    ("10:03AM", False, time(10, 3)), ("10:03 PM", False, time(22, 3)), ("12:05P", False, time(12, 5)),
+    ("12:05", True, time(0, 5)), ("23:59:30", False, time(23, 59, 30)), ("9:07", False, time(9, 7)),
+])
+def test_parse_clock(text, twelve, expected):
+    assert parse_clock(text, twelve_hour_clock=twelve) == expected
+
+
+@pytest.mark.parametrize("text", ["24:00", "13:00PM", "10:60", "ten"])
+def test_bad_clocks(text):
+    with pytest.raises(ValueError):
+        parse_clock(text)
+
+
+def test_resolve_start_with_and_without_a_year_and_end_times():
+    ctx = context("2025-01-01T00:05:00-05:00")
+    assert resolve_start(None, 12, 31, time(23, 59), ctx) == datetime(2024, 12, 31, 23, 59, tzinfo=NEW_YORK)
+    assert resolve_start(2023, 6, 1, time(8, 0), ctx) == datetime(2023, 6, 1, 8, 0, tzinfo=NEW_YORK)
+    end = datetime(2025, 3, 14, 10, 3, tzinfo=NEW_YORK)
+    assert start_of(end, 312, "end") == datetime(2025, 3, 14, 9, 57, 48, tzinfo=NEW_YORK)
+    assert start_of(end, 312, "start") == end
+    started = datetime(2025, 3, 14, 9, 57, 48, tzinfo=NEW_YORK)
+    assert moment_of(started, 312, "end") == datetime(2025, 3, 14, 10, 3)
+
+
+def test_end_time_across_the_spring_dst_change_is_wall_clock_arithmetic():
+    end = datetime(2025, 3, 9, 3, 1, tzinfo=NEW_YORK)  # clocks went 02:00 -> 03:00
+    assert start_of(end, 120, "end").replace(tzinfo=None) == datetime(2025, 3, 9, 2, 59)
+
+
+def test_epoch_and_digits():
+    assert from_epoch(1456900585, ZoneInfo("America/Los_Angeles")).isoformat() == "2016-03-01T22:36:25-08:00"
+    assert digits_of("1-631-220-3707") == "16312203707" and digits_of("10222P1*2#") == "102221*2#"
+
+
+def test_named_row_allows_optional_and_trailing_fields():
+    names = ("a", "b", "c")
+    assert named_row('"1",2', names, optional=1) == {"a": "1", "b": "2"}
+    assert named_row("1,2,3,", names) == {"a": "1", "b": "2", "c": "3"}
+    with pytest.raises(ValueError, match="2 fields, expected 3"):
+        named_row("1,2", names)

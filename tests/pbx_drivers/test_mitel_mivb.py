@@ -289,3 +289,47 @@ def test_format_refuses_what_does_not_fit():
 def test_format_names_a_numbered_trunk_the_mitel_way():
     call = parse(standard_line())
     assert parse(format_record(replace(call, trunk="3"), OPTIONS)[:-2]).trunk == "T3"
+
+
+# ---------------------------------------------------------------- every record width and its options
+
+WIDTH_OPTIONS = [
+    (90, {"layout": "standard", "ani_dnis": False, "network_oli": False}),
+    (101, {"layout": "extended", "ani_dnis": False, "network_oli": False}),
+    (112, {"layout": "standard", "ani_dnis": True, "network_oli": False}),
+    (120, {"layout": "extended", "ani_dnis": True, "network_oli": False}),
+    (131, {"layout": "standard", "ani_dnis": True, "network_oli": True}),
+    (139, {"layout": "extended", "ani_dnis": True, "network_oli": True}),
+    (162, {"layout": "reporting", "reporting_level": 1, "network_oli": False}),
+    (169, {"layout": "reporting", "reporting_level": 1, "network_oli": True}),
+    (195, {"layout": "reporting", "reporting_level": 2, "network_oli": False}),
+    (207, {"layout": "reporting", "reporting_level": 2, "network_oli": True}),
+]
+
+
+@pytest.mark.parametrize("width, settings_", WIDTH_OPTIONS, ids=[str(w) for w, _ in WIDTH_OPTIONS])
+def test_every_record_width_from_its_options(width, settings_):
+    options = REGISTRY.options("pbx", "mitel_mivb", settings_)
+    calls = [CallRecord(start=datetime(2024, 3, 5, 22, 15, 7, tzinfo=TORONTO), duration=125, ring=None,
+                        extension="2101", trunk="T801", dialled="2125550134", caller="", direction="outgoing",
+                        answered=True, account_code="1234", call_id="A0011234", transfer="T:2105"),
+             CallRecord(start=datetime(2024, 3, 5, 9, 2, 30, tzinfo=TORONTO), duration=61, ring=12,
+                        extension="2102", trunk="X12", dialled="4100", caller="2125550188",
+                        direction="incoming",
+                        answered=True, call_id="A0011235")]
+    for call in calls:
+        raw = format_record(call, options)[:-2]
+        assert len(raw) == width
+        parsed = parse(raw)  # the layout is found from the line itself
+        expected = replace(
+            call, start=call.start if width in (195, 207) else call.start.replace(second=0),
+            caller=call.caller if settings_.get("ani_dnis", True) else "",
+            call_id=call.call_id if settings_.get("network_oli", True) else "")
+        assert call_fields(parsed) == call_fields(expected), width
+
+
+def test_long_call_flags_are_written_by_duration():
+    call = parse(standard_line())
+    flags = [format_record(replace(call, duration=seconds), MitelOptions(layout="standard"))[:1]
+             for seconds in (299, 300, 600, 1800)]
+    assert flags == [b" ", b"-", b"%", b"+"]
