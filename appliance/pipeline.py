@@ -25,6 +25,7 @@ from appliance.events import CallRecord, Ignored
 from appliance.numbering import Classification, Classifier, plan_for_site
 from appliance.occupancy import stay_at
 from appliance.rating import Rating, RatingInput, TariffBook, rate, unrated
+from appliance import legs
 
 BATCH = 500
 
@@ -149,6 +150,7 @@ class Pipeline:
                 continue
             seen.add(key)
             fresh.append((entry, record, key))
+        fresh = self._join_legs(session, fresh, result)
         if not fresh:
             return
         stays = StayLookup.load(session, {self._extensions.get(r.extension, ("", ""))[1] for _, r, _ in fresh},
@@ -175,6 +177,62 @@ class Pipeline:
             result.call_ids.append(call.id)
         result.calls += len(built)
         result.postings += len(postings)
+
+    def _join_legs(self, session: Session, fresh: list[tuple[JournalEntry, CallRecord, str]],
+                   result: IngestResult) -> list[tuple[JournalEntry, CallRecord, str]]:
+        """Transfer legs (``appliance.legs``): a record that is not the last leg of its call is stored as
+        a ``leg`` row and not rated; the record that ends the call is merged with the held legs of the same
+        link and key (within ``legs.MAX_CALL_SPAN``) and then rated, routed and charged once. One query
+        per batch, and only when the batch has records with a leg key."""
+        keyed = {(entry.link, record.call_id) for entry, record, _ in fresh if legs.leg_key(record)}
+        if not keyed:
+            return fresh
+        held: dict[tuple[str, str], list[Call]] = {}
+        rows = session.scalars(select(Call).where(Call.disposition == "leg",
+                                                  Call.pbx_call_id.in_({call_id for _, call_id in keyed})))
+        for row in rows:
+            if (row.link, row.pbx_call_id) in keyed:
+                held.setdefault((row.link, row.pbx_call_id), []).append(row)
+        kept = []
+        for entry, record, key in fresh:
+            group = (entry.link, record.call_id)
+            if legs.leg_key(record) is None:
+                kept.append((entry, record, key))
+            elif legs.is_continued(record):
+                row = self._leg_row(entry, record, key)
+                session.add(row)
+                held.setdefault(group, []).append(row)
+                result.calls += 1
+            else:
+                earlier = [row for row in held.pop(group, []) if legs.belongs(self._leg_record(row), record)]
+                for row in earlier:
+                    row.disposition, row.reason = "merged", "charged with the last leg of its call"
+                if earlier:
+                    record = legs.merge_legs([*(self._leg_record(row) for row in earlier), record])
+                kept.append((entry, record, key))
+        return kept
+
+    def _leg_row(self, entry: JournalEntry, record: CallRecord, key: str) -> Call:
+        """A held leg: stored so nothing is lost and a replay is a duplicate, but not rated or charged."""
+        return Call(
+            journal_id=entry.id, link=entry.link, dedup_key=key, received_at=entry.received_at,
+            start=record.start, duration=record.duration, ring=record.ring, extension=record.extension,
+            trunk=record.trunk, dialled=record.dialled, caller=record.caller, direction=record.direction,
+            answered=record.answered, account_code=record.account_code, pbx_call_id=record.call_id,
+            transfer=record.transfer, raw=record.raw or entry.raw,
+            category=self._extensions.get(record.extension, ("unknown", ""))[0], room="", call_class="leg",
+            destination="", amount=Decimal("0"), currency=self._config.site.currency, rating={"rule": "leg"},
+            disposition="leg", reason="a leg of a transferred call: charged with the call's last leg",
+        )
+
+    def _leg_record(self, row: Call) -> CallRecord:
+        """A held leg back as the driver gave it (start in the site's zone, for tariff bands)."""
+        return CallRecord(
+            start=row.start.astimezone(self._config.site.tz), duration=row.duration, ring=row.ring,
+            extension=row.extension, trunk=row.trunk, dialled=row.dialled, caller=row.caller,
+            direction=row.direction, answered=row.answered, account_code=row.account_code,
+            call_id=row.pbx_call_id, transfer=row.transfer, raw=row.raw,
+        )
 
     def parse(self, link: str, raw: bytes, received_at: datetime) -> CallRecord | Ignored:
         spec = self._drivers.get(link)

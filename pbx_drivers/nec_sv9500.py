@@ -25,7 +25,7 @@ A record (the bytes between STX and ETX) starts with ``0!`` and a two-letter typ
 Duration = end - start (rounded to the second). Condition B (08) first digit: 1 transferred, 2 billing
 continued, 3 both, 4 transferred to the last called party. A record whose billing continues is a leg:
 ``transfer`` is ``continued`` and ``call_id`` is ``trunk:<route-trunk>`` so the pipeline charges it with
-the record that ends the call (``pbx_drivers.legs``). The trunk is ``<route>-<trunk>`` as printed
+the record that ends the call (``appliance.legs``). The trunk is ``<route>-<trunk>`` as printed
 (``010-052``); route 000 is no route, so a trunk written as a bare number uses it.
 """
 
@@ -40,7 +40,7 @@ from typing import Literal
 from appliance.drivers import DriverSpec, ParseContext
 from appliance.events import CallRecord, Direction, Ignored
 from pbx_drivers.common import Encoding, decode, infer_year, localize
-from pbx_drivers.legs import CONTINUED
+from appliance.legs import CONTINUED
 from pbx_drivers.neax_link import ETX, STX, NeaxLink
 
 DIRECTIONS: dict[str, Direction] = {"KA": "outgoing", "KE": "incoming", "KB": "internal", "KK": "outgoing",

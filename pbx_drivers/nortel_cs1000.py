@@ -19,7 +19,7 @@ of seven or more digits in them is taken as the caller ID.
 Trunk calls: a trunk as ORIGID is incoming, as TERID outgoing, both tandem; no trunk internal. The trunk
 is ``<route>-<member>`` (``010-016``). A transferred call's legs (S, X, E on the same trunk) are joined
 for charging: S and X are ``continued`` legs and E ends the call, all with ``call_id`` ``trunk:<trunk>``
-(``pbx_drivers.legs``).
+(``appliance.legs``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from pbx_drivers.common import (
     start_of,
     unprintable,
 )
-from pbx_drivers.legs import CONTINUED
+from appliance.legs import CONTINUED
 from pbx_drivers.links import JoiningLink
 
 CALLS = frozenset("NSXELB")

@@ -1,4 +1,4 @@
-"""Transfer legs (pbx_drivers.legs): which records are legs, which belong together, and the one call they
+"""Transfer legs (appliance.legs): which records are legs, which belong together, and the one call they
 make: IP Office segments (same Call ID, continuation flag), Nortel S/E records, NEC continued billing."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from appliance.drivers import ParseContext
 from pbx_drivers.avaya_ipoffice import IpOfficeOptions
 from pbx_drivers.avaya_ipoffice import parse_record as parse_ipo
-from pbx_drivers.legs import CONTINUED, MAX_CALL_SPAN, belongs, is_continued, leg_key, merge_legs
+from appliance.legs import CONTINUED, MAX_CALL_SPAN, belongs, is_continued, leg_key, merge_legs
 
 VANCOUVER = ZoneInfo("America/Vancouver")
 CONTEXT = ParseContext(tz=VANCOUVER, received_at=datetime(2016, 9, 2, tzinfo=VANCOUVER))

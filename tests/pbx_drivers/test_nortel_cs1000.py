@@ -16,7 +16,7 @@ from appliance.drivers import ParseContext
 from appliance.events import CallRecord, Ignored, RecordReceived
 from appliance.registry import validate_spec
 from pbx_drivers.callgen import generate_call
-from pbx_drivers.legs import merge_legs
+from appliance.legs import merge_legs
 from pbx_drivers.nortel_cs1000 import SPEC, NortelOptions, format_record, make_link, parse_record
 from tests.pbx_drivers import SPLITS, call_fields, check_any_split, check_capture, load_capture, run_link
 

@@ -1,5 +1,5 @@
 """Transfer legs through the pipeline: a call in several legs is stored once as charged, its earlier legs
-as ``merged``, and posted once to the guest who dialled (``pbx_drivers.legs``; the pipeline change is
+as ``merged``, and posted once to the guest who dialled (``appliance.legs``; the pipeline change is
 ``Pipeline._join_legs``). Skipped until that change is applied to ``appliance/pipeline.py``."""
 
 from __future__ import annotations
@@ -18,9 +18,6 @@ from appliance.framing import LineFramer
 from appliance.occupancy import apply_guest_event
 from appliance.pipeline import Pipeline
 from tests.helpers import CsvOptions, make_config, parse_csv
-
-pytestmark = pytest.mark.skipif(not hasattr(Pipeline, "_join_legs"),
-                                reason="the pipeline does not join transfer legs yet (Pipeline._join_legs)")
 
 T0 = datetime(2026, 3, 14, 15, 0, tzinfo=UTC)
 
