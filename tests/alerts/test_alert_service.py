@@ -169,7 +169,7 @@ def test_a_dead_receiver_is_retried_and_logged_without_slowing_posting(env_facto
         silent.listen(8)
         silent_url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
         hooks = {"dead": {**HOOK, "url": f"http://127.0.0.1:{free_port()}/hook"},
-                 "silent": {**HOOK, "url": silent_url, "timeout_seconds": 2}}
+                 "silent": {**HOOK, "url": silent_url, "timeout_seconds": 5}}
         retries = {"retry_seconds": 0.3, "retry_max_seconds": 1, "max_attempts": 3, "interval_seconds": 0.05}
         env = env_factory(alerts={"channels": {"webhook": hooks}, "delivery": retries})
         reactor = reactor_thread.reactor
@@ -191,20 +191,22 @@ def test_a_dead_receiver_is_retried_and_logged_without_slowing_posting(env_facto
                     reactor_thread.call(db.run, env.pipeline.ingest, "pbx",
                                         [record(at - timedelta(minutes=n), "101", LOCAL)], at)
                     took.append(time.monotonic() - started)
-                wait_until(lambda: delivery_states(env) == {"dead": "failed", "silent": "failed"}, 15)
+                wait_until(lambda: delivery_states(env) == {"dead": "failed", "silent": "failed"}, 40)
             finally:
                 reactor_thread.call(service.stopService)
                 reactor_thread.call(db.stopService)
-    assert max(took) < 0.5, took
+    # A delivery waiting on the silent receiver (5 s) never holds the database thread: no posting job
+    # comes anywhere near that wait, even on a loaded machine.
+    assert max(took) < 2.5, took
     with env.sessions() as session:
         assert session.scalar(select(Alert.details)).get("deliveries")["dead"]["attempts"] == 3
     dead = [e for e in events if e.get("channel") == "dead"]
     assert [e["attempt"] for e in dead] == [1, 2, 3]
     assert all("ConnectionRefusedError" in e["error"] for e in dead)
     gaps = [b["log_time"] - a["log_time"] for a, b in pairwise(dead)]
-    assert 0.3 <= gaps[0] < 0.3 + 0.4 and 0.6 <= gaps[1] < 0.6 + 0.4, gaps  # backoff 0.3 s, then 0.6 s
+    assert gaps[0] >= 0.3 and gaps[1] >= 0.6, gaps  # backoff 0.3 s, then 0.6 s (exact times: test_delivery)
     silent_errors = {e["error"] for e in events if e.get("channel") == "silent"}
-    assert silent_errors == {"DeliveryError: no answer within 2 s"}
+    assert silent_errors == {"DeliveryError: no answer within 5 s"}
 
 
 def delivery_states(env: Env) -> dict[str, str]:
