@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # Debian packages the tests need: chromium for the browser tests (Playwright's own browser download does
-# not work offline) and systemd-analyze for tests/test_systemd_units.py. One apt run, only if missing.
-SYSTEM_PACKAGES := $(if $(wildcard /usr/bin/chromium),,chromium) $(if $(shell command -v systemd-analyze),,systemd)
+# not work offline), systemd-analyze for tests/test_systemd_units.py, pdftoppm to render the PDF reports.
+# One apt run, only if missing.
+SYSTEM_PACKAGES := $(if $(wildcard /usr/bin/chromium),,chromium) $(if $(shell command -v systemd-analyze),,systemd) \
+  $(if $(shell command -v pdftoppm),,poppler-utils)
 
 system-packages:
 	@if [ -n "$(strip $(SYSTEM_PACKAGES))" ]; then \
