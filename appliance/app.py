@@ -20,12 +20,16 @@ from appliance.db.models import Extension
 from appliance.db.session import is_up_to_date, make_engine, make_sessionmaker
 from appliance.errors import ConfigError
 from appliance.net.alert_service import AlertService
+from appliance.net.report_scheduler import ReportSchedulerService
 from appliance.net.dbthread import DatabaseThread
 from appliance.net.pbx_service import PbxLinkService
 from appliance.net.pms_service import PmsLinkService
 from appliance.outbox import Outbox
 from appliance.pipeline import IngestResult, Pipeline
 from appliance.registry import DriverRegistry, default_registry
+from appliance.reports.bundles import ReportOptions
+from appliance.reports.mail import SmtpSender
+from appliance.reports.scheduler import ReportRunner
 
 log = Logger()
 
@@ -82,6 +86,12 @@ def make_daemon(config: ApplianceConfig, reactor: Any, registry: DriverRegistry 
     startup = _Startup(db, recover, [*pbx_services, *([pms] if pms else [])])
     startup.setServiceParent(root)
     AlertService(alert_engine, db, sessions, reactor).setServiceParent(root)
+    if config.reports.smtp is not None:
+        runner = ReportRunner(store_path=config.reports.schedule_file, sessions=sessions,
+                              send=SmtpSender(config.reports.smtp),
+                              options=ReportOptions(tz=config.site.tz, site_name=config.site.name,
+                                                    trunk_count=config.reports.trunk_count))
+        ReportSchedulerService(runner, reactor).setServiceParent(root)
     return Daemon(service=root, pipeline=pipeline, pbx=pbx_services, pms=pms, sessions=sessions, engine=engine)
 
 

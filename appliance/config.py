@@ -19,6 +19,7 @@ import phonenumbers
 import yaml
 
 from appliance.alerts.config import AlertsConfig
+from appliance.reports.config import ReportsConfig
 from appliance.errors import ConfigError
 from appliance.schema import Problems, build
 from appliance.tariffs import ClassRate, TariffConfig  # noqa: F401  (the tariff section lives there)
@@ -191,6 +192,7 @@ class ApplianceConfig:
     tariff: TariffConfig = field(default_factory=TariffConfig)
     web: WebConfig = field(default_factory=WebConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
     log_level: Literal["debug", "info", "warn", "error"] = "info"
     # The driver option dataclasses, by link name, once the registry has checked them.
     driver_options: dict[str, Any] = field(default_factory=dict)

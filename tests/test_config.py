@@ -140,3 +140,25 @@ def test_the_daemon_refuses_an_old_schema(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "database.url: the database schema is not current: run `appliance db upgrade`" in result.stderr
+
+
+def test_scheduled_reports_run_only_with_smtp(tmp_path: Path) -> None:
+    from twisted.internet.testing import MemoryReactorClock
+
+    from appliance.app import make_daemon
+    from appliance.db.session import upgrade
+    from appliance.net.report_scheduler import ReportSchedulerService
+    from appliance.registry import default_registry as registry
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    upgrade(url)
+    data = example()
+    data["database"]["url"] = url
+    data["reports"]["schedule_file"] = str(tmp_path / "schedules.json")
+    with_smtp = make_daemon(parse_config(data, "t", registry=registry()), MemoryReactorClock(), registry())
+    del data["reports"]["smtp"]
+    without = make_daemon(parse_config(data, "t", registry=registry()), MemoryReactorClock(), registry())
+    assert [type(s) for s in with_smtp.service if isinstance(s, ReportSchedulerService)] == [ReportSchedulerService]
+    assert not [s for s in without.service if isinstance(s, ReportSchedulerService)]
+    with_smtp.engine.dispose()
+    without.engine.dispose()
