@@ -11,6 +11,11 @@
 ``SESSION_MINUTES``   idle minutes before a signed-in session expires (``web.session_minutes``)
 ``SITE_NAME``, ``SITE_TIMEZONE``, ``CURRENCY``   from ``site``; times are shown in the site's zone
 ``CLOCK``             a callable returning an aware UTC ``datetime``; tests pass a fake one (lockout, expiry)
+``PMS_LINK``          the PMS link's name (``pms.name``): custom refunds are queued for it
+``POST_TO_VACANT_ROOMS``  ``site.post_to_vacant_rooms``: whether a refund may go to a room with no guest
+
+The ``ApplianceConfig`` itself (or None) is kept in ``app.extensions["appliance_config"]`` for the
+settings screens (tariffs, links).
 
 The web admin and the daemon are separate processes that share only the database (ARCHITECTURE.md).
 """
@@ -77,16 +82,17 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: ApplianceCo
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _stored_secret_key(app.config["DATABASE_URL"], Path(app.instance_path))
 
+    app.extensions["appliance_config"] = config
     init_db(app)
     _init_security(app)
     _init_filters(app)
 
-    from webadmin import auth, calls
+    from webadmin import alerts, auth, calls, dashboard, detail, failed, refunds, report, settings, users
 
     auth.init_app(app)
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(calls.bp)
-    app.add_url_rule("/", endpoint="index", view_func=calls.index)
+    for module in (auth, calls, dashboard, report, detail, refunds, failed, alerts, settings, users):
+        app.register_blueprint(module.bp)
+    app.add_url_rule("/", endpoint="index", view_func=dashboard.index)
     return app
 
 
@@ -100,6 +106,8 @@ def _settings(config: ApplianceConfig | None) -> dict[str, Any]:
         "SITE_TIMEZONE": config.site.timezone if config is not None else "UTC",
         "CURRENCY": config.site.currency if config is not None else "USD",
         "CLOCK": utc_now,
+        "PMS_LINK": config.pms.name if config is not None and config.pms is not None else "",
+        "POST_TO_VACANT_ROOMS": config.site.post_to_vacant_rooms if config is not None else False,
         # The cookie carries only the signed session; scripts never need it.
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -159,6 +167,18 @@ def now() -> datetime:
     return clock()
 
 
+def site_zone() -> ZoneInfo:
+    return ZoneInfo(current_app.config["SITE_TIMEZONE"])
+
+
+def today_bounds() -> tuple[datetime, datetime]:
+    """Today in the site's time zone, as an aware half-open range [00:00, next 00:00)."""
+    zone = site_zone()
+    today = now().astimezone(zone).date()
+    low = datetime.combine(today, datetime.min.time(), zone)
+    return low, datetime.combine(today + timedelta(days=1), datetime.min.time(), zone)
+
+
 def _init_security(app: Flask) -> None:
     CSRFProtect(app)
 
@@ -208,6 +228,12 @@ def _init_filters(app: Flask) -> None:
     @app.template_filter("money")
     def money(value: Decimal | None) -> str:
         return format_money(value)
+
+    @app.template_filter("state_label")
+    def state_label_filter(state: str) -> str:
+        from webadmin.queries import state_label
+
+        return state_label(state)
 
     @app.context_processor
     def site() -> dict[str, Any]:

@@ -9,6 +9,7 @@ Rules:
   (``User.must_change_password``); every other page redirects there until it is done;
 - a session ends after ``SESSION_MINUTES`` without a request, and when the password changes (the
   session id embeds a fingerprint of the password hash, so other browsers are signed out too);
+- an administrator may lock an account by hand (``MANUAL_LOCK``) until it is unlocked;
 - roles are ``viewer`` < ``frontdesk`` < ``admin``; ``role_required`` guards a view;
 - every failed sign-in is logged (never the password); sign-in, sign-out, lockouts and password
   changes are written to the audit log.
@@ -21,12 +22,22 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request
-from flask import session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -43,6 +54,8 @@ MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 10
 PASSWORD_METHOD = "scrypt"
+# An account an administrator locked stays locked until someone unlocks it (webadmin.users).
+MANUAL_LOCK = datetime(9999, 12, 31, tzinfo=timezone.utc)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -192,6 +205,8 @@ def _sign_in(username: str, password: str) -> str | None:
     if user.locked_until is not None and user.locked_until > at:
         log.warning("sign-in refused for %r from %s: locked until %s", username, address,
                     user.locked_until.isoformat())
+        if user.locked_until >= MANUAL_LOCK:
+            return "This account is locked. Ask an administrator to unlock it."
         minutes = max(1, int((user.locked_until - at).total_seconds() // 60) + 1)
         unit = "minute" if minutes == 1 else "minutes"
         return (f"This account is locked after too many failed sign-ins. Try again in {minutes} {unit}, "

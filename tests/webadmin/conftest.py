@@ -57,6 +57,7 @@ def app(migrated_url: str, clock: FakeClock) -> Iterator[Flask]:
         "SITE_TIMEZONE": "Europe/Berlin",
         "SESSION_MINUTES": 30,
         "CLOCK": clock,
+        "PMS_LINK": "pms",
     })
     yield app
     app.extensions["appliance_db"].engine.dispose()
@@ -121,6 +122,22 @@ class AuthActions:
 @pytest.fixture
 def auth(client: FlaskClient) -> AuthActions:
     return AuthActions(client)
+
+
+def login_as(app: Flask, client: FlaskClient, role: str, username: str | None = None) -> str:
+    """Create a user with ``role`` (named after it unless ``username``) and sign ``client`` in."""
+    username = username or role
+    make_user(app, username, role=role)
+    response = AuthActions(client).login(username)
+    assert response.status_code == 302, response.text
+    return username
+
+
+def post_form(client: FlaskClient, path: str, data: dict[str, Any] | None = None,
+              **kwargs: Any) -> TestResponse:
+    """POST ``data`` to ``path`` with the session's CSRF token, like a browser submitting a form."""
+    token = csrf_token(client, "/auth/password")
+    return client.post(path, data={**(data or {}), "csrf_token": token}, **kwargs)
 
 
 # -- seeding calls and postings ---------------------------------------------------------------------------

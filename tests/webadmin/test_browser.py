@@ -90,8 +90,9 @@ def test_first_sign_in_password_change_and_recent_calls(sqlite_app: Flask, serve
             page.get_by_label("New password again").fill(CHOSEN)
             page.get_by_role("button", name="Change password").click()
 
-            expect(page.get_by_role("heading", name="Recent calls")).to_be_visible()
+            expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
             expect(page.get_by_role("status")).to_contain_text("Your password has been changed.")
+            page.get_by_role("link", name="Recent calls and postings").click()
             row = page.locator("#calls tbody tr").first
             expect(row).to_contain_text("0412")
             expect(row).to_contain_text("0044207946000")

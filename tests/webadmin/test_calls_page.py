@@ -42,7 +42,7 @@ def test_recent_calls_page_shows_states_and_amounts(app: Flask, client: FlaskCli
     make_user(app, "alice", role="viewer")
     _seed(db)
     auth.login()
-    response = client.get("/")
+    response = client.get("/calls/")
     assert response.status_code == 200
     calls = table_rows(response.text, "calls")
     # Start (Europe/Berlin, UTC+2 in May), extension, room, number, duration, class, amount, state.

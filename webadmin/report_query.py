@@ -1,0 +1,331 @@
+"""The call report's query: calls and refund records under one filter, for the page, its totals and the
+exports. No Flask here; the screen (``webadmin.report``) and the exports (``webadmin.export``) share it, so
+an export holds exactly the rows the filter shows.
+
+A report row is either a call (its amount, and the state of its charge or its disposition) or a refund
+record (a refund posting: negative amount, dated when it was made). Both kinds come from one
+``UNION ALL``; every filter is applied inside each branch so the indexes on ``calls.start``, ``room``,
+``extension`` and ``postings.updated_at`` can do their work. Values only ever reach SQL as bound
+parameters, and the sort column is looked up in ``SORTS``: nothing a person types becomes SQL text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    case,
+    false,
+    func,
+    literal,
+    select,
+    type_coerce,
+    union_all,
+)
+from sqlalchemy.orm import Session, aliased
+
+from appliance.db.models import Call, Posting
+from appliance.db.types import Money
+from webadmin.queries import state_label
+
+STATES = ("ok", "open", "retry", "failed", "excluded", "refunded", "internal", "incoming")
+RECORD_TYPES = ("both", "charges", "refunds")
+SORTS = ("start", "room", "extension", "number", "duration", "amount", "state")
+PAGE_SIZES = (25, 50, 100, 200)
+DEFAULT_PAGE_SIZE = 50
+EXPORT_BATCH = 2000
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportFilter:
+    """What the person asked for. Dates are days in the site's time zone, both inclusive."""
+
+    start_date: date | None = None
+    end_date: date | None = None
+    state: str = ""
+    record_type: str = "both"
+    room: str = ""
+    extension: str = ""
+    caller: str = ""
+    called: str = ""
+    account: str = ""
+    call_id: str = ""  # our call number, or the PBX's call id; when set, every other filter is ignored
+    # The calls ``call_id`` names, found by ``resolve_call_id`` before the report's queries run.
+    call_ids: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.state and self.state not in STATES:
+            raise ValueError(f"unknown state {self.state!r}")
+        if self.record_type not in RECORD_TYPES:
+            raise ValueError(f"unknown record type {self.record_type!r}")
+
+    def describe(self) -> dict[str, str]:
+        """The filters that are set, as text (for the audit log of an export)."""
+        if self.call_id:
+            return {"call_id": self.call_id}
+        out = {}
+        for name, value in asdict(self).items():
+            if value not in (None, "", ()) and not (name == "record_type" and value == "both"):
+                out[name] = value.isoformat() if isinstance(value, date) else str(value)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    record: str  # "call" or "refund"
+    id: int  # the call's id, or the refund posting's
+    call_id: int | None
+    start: datetime  # the call's start, or when the refund was made
+    extension: str
+    room: str
+    direction: str
+    caller: str
+    dialled: str
+    duration: int
+    call_class: str
+    destination: str
+    account_code: str
+    pbx_call_id: str
+    amount: Decimal  # negative for a refund
+    currency: str
+    state: str
+    posting_id: int | None
+    by: str  # who made a refund
+
+    @property
+    def number(self) -> str:
+        return self.caller if self.direction == "incoming" else self.dialled
+
+    @property
+    def state_label(self) -> str:
+        return state_label(self.state)
+
+
+COLUMNS = tuple(f.name for f in fields(ReportRow))
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    rows: int
+    calls: int
+    refunds: int
+    duration: int
+    charged: Decimal  # the calls' amounts
+    refunded: Decimal  # the refunds' amounts (negative)
+
+    @property
+    def net(self) -> Decimal:
+        return self.charged + self.refunded
+
+
+def day_bounds(start_date: date | None, end_date: date | None, zone: ZoneInfo) -> tuple[datetime | None,
+                                                                                        datetime | None]:
+    """The site-local days as an aware half-open range [start 00:00, day after end 00:00)."""
+    low = datetime.combine(start_date, time(0), zone) if start_date else None
+    high = datetime.combine(end_date + timedelta(days=1), time(0), zone) if end_date else None
+    return low, high
+
+
+def _digits(text: str) -> str:
+    """A typed phone number without spaces, dots, dashes or brackets ("+44 20 7946-000")."""
+    return "".join(ch for ch in text if ch not in " .-()/").strip()
+
+
+def _calls_branch(flt: ReportFilter, zone: ZoneInfo, *, slim: bool = False) -> Select[Any]:
+    """The calls under the filter; ``slim``: only what the totals need (no posting join unless the
+    state is filtered on)."""
+    charge = aliased(Posting)
+    state = func.coalesce(charge.state, Call.disposition)
+    if slim:
+        statement = select(literal("call", String).label("record"), Call.duration.label("duration"),
+                           Call.amount.label("amount"))
+    else:
+        statement = select(
+            literal("call", String).label("record"), Call.id.label("id"), Call.id.label("call_id"),
+            Call.start.label("start"), Call.extension.label("extension"), Call.room.label("room"),
+            Call.direction.label("direction"), Call.caller.label("caller"), Call.dialled.label("dialled"),
+            Call.duration.label("duration"), Call.call_class.label("call_class"),
+            Call.destination.label("destination"), Call.account_code.label("account_code"),
+            Call.pbx_call_id.label("pbx_call_id"), Call.amount.label("amount"),
+            Call.currency.label("currency"), state.label("state"), charge.id.label("posting_id"),
+            literal("", String).label("by"),
+        )
+    if not slim or (flt.state and not flt.call_id):
+        # At most one charge per call (uq_postings_one_charge_per_call): the join never repeats a call.
+        statement = statement.outerjoin(charge, and_(charge.call_id == Call.id, charge.kind == "charge"))
+    if flt.call_id:
+        return statement.where(_call_id_match(Call, flt))
+    low, high = day_bounds(flt.start_date, flt.end_date, zone)
+    conditions: list[ColumnElement[bool]] = []
+    if low is not None:
+        conditions.append(Call.start >= low)
+    if high is not None:
+        conditions.append(Call.start < high)
+    if flt.state:
+        conditions.append(state == flt.state)
+    conditions += _call_conditions(Call, flt)
+    if flt.room:
+        conditions.append(Call.room == flt.room.strip())
+    return statement.where(*conditions)
+
+
+def _refunds_branch(flt: ReportFilter, zone: ZoneInfo, *, slim: bool = False) -> Select[Any]:
+    """The refund records under the filter; ``slim``: only what the totals need."""
+    refund = aliased(Posting)
+    call = aliased(Call)
+    if slim:
+        statement = select(literal("refund", String).label("record"), literal(0).label("duration"),
+                           (-refund.amount).label("amount"))
+    else:
+        statement = select(
+            literal("refund", String).label("record"), refund.id.label("id"), refund.call_id.label("call_id"),
+            refund.created_at.label("start"), func.coalesce(call.extension, "").label("extension"),
+            refund.room.label("room"), func.coalesce(call.direction, "").label("direction"),
+            func.coalesce(call.caller, "").label("caller"), func.coalesce(call.dialled, "").label("dialled"),
+            literal(0).label("duration"), func.coalesce(call.call_class, "").label("call_class"),
+            refund.destination.label("destination"),
+            func.coalesce(call.account_code, "").label("account_code"),
+            func.coalesce(call.pbx_call_id, "").label("pbx_call_id"), (-refund.amount).label("amount"),
+            refund.currency.label("currency"), refund.state.label("state"), refund.id.label("posting_id"),
+            refund.created_by.label("by"),
+        )
+    if not slim or flt.call_id or flt.extension or flt.caller or flt.called or flt.account:
+        statement = statement.outerjoin(call, call.id == refund.call_id)
+    statement = statement.where(refund.kind == "refund")
+    if flt.call_id:
+        return statement.where(_call_id_match(call, flt))
+    low, high = day_bounds(flt.start_date, flt.end_date, zone)
+    conditions: list[ColumnElement[bool]] = []
+    if low is not None:
+        # updated_at >= created_at always: the redundant bound lets the updated_at index find recent ones.
+        conditions += [refund.created_at >= low, refund.updated_at >= low]
+    if high is not None:
+        conditions.append(refund.created_at < high)
+    if flt.state:
+        conditions.append(refund.state == flt.state)
+    conditions += _call_conditions(call, flt)
+    if flt.room:
+        conditions.append(refund.room == flt.room.strip())
+    return statement.where(*conditions)
+
+
+def _call_conditions(call: Any, flt: ReportFilter) -> list[ColumnElement[bool]]:
+    """Filters on the call's own columns (for a refund, those of the call it refunds)."""
+    conditions: list[ColumnElement[bool]] = []
+    if flt.extension:
+        conditions.append(call.extension == flt.extension.strip())
+    if flt.caller:
+        conditions.append(call.caller.contains(_digits(flt.caller), autoescape=True))
+    if flt.called:
+        conditions.append(call.dialled.contains(_digits(flt.called), autoescape=True))
+    if flt.account:
+        conditions.append(call.account_code == flt.account.strip())
+    return conditions
+
+
+def _call_id_match(call: Any, flt: ReportFilter) -> ColumnElement[bool]:
+    return call.id.in_(flt.call_ids) if flt.call_ids else false()
+
+
+def resolve_call_id(session: Session, flt: ReportFilter) -> ReportFilter:
+    """Find the calls a call ID names: the appliance's call number (the report's ID column) if there is
+    such a call, else every call with that PBX call id. Two lookups rather than one OR, so the common case
+    is a primary-key read. (``calls.pbx_call_id`` has no index yet: a PBX call id is found by a scan.)"""
+    text = flt.call_id.strip()
+    if not text:
+        return flt
+    ids: list[int] = []
+    if text.isdigit() and len(text) < 18:
+        ids = list(session.scalars(select(Call.id).where(Call.id == int(text))))
+    if not ids:
+        ids = list(session.scalars(select(Call.id).where(Call.pbx_call_id == text).limit(1000)))
+    return replace(flt, call_ids=tuple(ids))
+
+
+def _branches(flt: ReportFilter, zone: ZoneInfo, *, slim: bool = False) -> list[Select[Any]]:
+    both = bool(flt.call_id) or flt.record_type == "both"
+    branches = []
+    if both or flt.record_type == "charges":
+        branches.append(_calls_branch(flt, zone, slim=slim))
+    if both or flt.record_type == "refunds":
+        branches.append(_refunds_branch(flt, zone, slim=slim))
+    return branches
+
+
+def _order(columns: Any, sort: str, descending: bool, *, ties: bool = True) -> list[Any]:
+    """ORDER BY terms over ``columns`` (a subquery's or a SELECT's, by label); ties broken by record kind
+    (a call before a refund made in the same second) and id, so pages never overlap."""
+    key: Any = (case((columns["direction"] == "incoming", columns["caller"]), else_=columns["dialled"])
+                if sort == "number" else columns[sort])
+    order = [key.desc() if descending else key.asc()]
+    if ties:
+        order.append(columns["record"].asc())
+    order.append(columns["id"].desc() if descending else columns["id"].asc())
+    return order
+
+
+def report_statement(flt: ReportFilter, zone: ZoneInfo, sort: str = "start", descending: bool = True, *,
+                     first: int | None = None) -> Select[Any]:
+    """The filtered rows in the asked order, as the columns of ``ReportRow``.
+
+    With ``first``, only the first ``first`` rows are wanted (a page): each branch of the UNION then
+    brings at most that many, in order, so the database walks an index and stops early instead of
+    sorting every filtered row; the outer query merges them.
+    """
+    if sort not in SORTS:
+        sort = "start"
+    branches: list[Any] = _branches(flt, zone)
+    if first is not None and len(branches) > 1 and not flt.call_id:
+        # No tie on the record kind inside a branch: it is a constant there (PostgreSQL refuses to
+        # order by one).
+        branches = [select(branch.order_by(*_order(branch.selected_columns, sort, descending, ties=False))
+                           .limit(first).subquery()) for branch in branches]
+    report = (branches[0] if len(branches) == 1 else union_all(*branches)).subquery("report")
+    # type_coerce keeps Money's conversion to Decimal through the UNION (the refunds' amount is negated).
+    columns = [type_coerce(report.c.amount, Money).label("amount") if name == "amount" else report.c[name]
+               for name in COLUMNS]
+    return select(*columns).order_by(*_order(report.c, sort, descending))
+
+
+def report_page(session: Session, flt: ReportFilter, zone: ZoneInfo, *, sort: str = "start",
+                descending: bool = True, page: int = 1, size: int = DEFAULT_PAGE_SIZE) -> list[ReportRow]:
+    offset = (max(page, 1) - 1) * size
+    flt = resolve_call_id(session, flt)
+    statement = report_statement(flt, zone, sort, descending, first=offset + size)
+    return [ReportRow(*row) for row in session.execute(statement.limit(size).offset(offset))]
+
+
+def report_totals(session: Session, flt: ReportFilter, zone: ZoneInfo) -> Totals:
+    flt = resolve_call_id(session, flt)
+    branches = _branches(flt, zone, slim=True)
+    report = (branches[0] if len(branches) == 1 else union_all(*branches)).subquery("report")
+    is_call = report.c.record == "call"
+    statement = select(
+        func.count(),
+        func.coalesce(func.sum(case((is_call, 1), else_=0)), 0),
+        func.coalesce(func.sum(report.c.duration), 0),
+        type_coerce(func.coalesce(func.sum(case((is_call, report.c.amount), else_=0)), 0), Money),
+        type_coerce(func.coalesce(func.sum(case((is_call, 0), else_=report.c.amount)), 0), Money),
+    ).select_from(report)
+    rows, calls, duration, charged, refunded = session.execute(statement).one()
+    return Totals(rows=int(rows), calls=int(calls), refunds=int(rows) - int(calls), duration=int(duration),
+                  charged=charged, refunded=refunded)
+
+
+def iter_report(session: Session, flt: ReportFilter, zone: ZoneInfo, *, sort: str = "start",
+                descending: bool = True, batch: int = EXPORT_BATCH) -> Iterator[ReportRow]:
+    """Every filtered row, fetched ``batch`` at a time (a server-side cursor on PostgreSQL), so an
+    export of millions of rows never holds more than one batch in memory."""
+    flt = resolve_call_id(session, flt)
+    statement = report_statement(flt, zone, sort, descending).execution_options(yield_per=batch)
+    for row in session.execute(statement):
+        yield ReportRow(*row)
