@@ -93,6 +93,12 @@ class Call(Base):
 
     postings: Mapped[list[Posting]] = relationship(back_populates="call", order_by="Posting.id")
 
+    __table_args__ = (
+        # The call report's period filter and its totals read these columns only (an index-only scan).
+        Index("ix_calls_start_amount", "start", "amount", "duration"),
+        Index("ix_calls_pbx_call_id", "pbx_call_id"),
+    )
+
 
 class Posting(Base):
     """A charge or refund on its way to a guest folio; ``state`` follows appliance.postings."""
@@ -128,6 +134,8 @@ class Posting(Base):
     __table_args__ = (
         Index("ix_postings_queue", "link", "state", "next_attempt_at", "id"),
         Index("ix_postings_sequence", "link", "sequence"),
+        Index("ix_postings_refunds", "created_at", sqlite_where=text("kind = 'refund'"),
+              postgresql_where=text("kind = 'refund'")),
         # One charge per call, whatever happens: the last guard against a double posting.
         Index("uq_postings_one_charge_per_call", "call_id", unique=True,
               sqlite_where=text("kind = 'charge'"), postgresql_where=text("kind = 'charge'")),
@@ -218,7 +226,7 @@ class Alert(Base):
 
     __tablename__ = "alerts"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    rule: Mapped[str] = mapped_column(String(64), index=True)
+    rule: Mapped[str] = mapped_column(String(64))
     severity: Mapped[str] = mapped_column(String(10))  # info | warning | critical
     subject: Mapped[str] = mapped_column(String(64), default="")  # extension, link or room it is about
     message: Mapped[str] = mapped_column(String(500))
@@ -227,6 +235,9 @@ class Alert(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     acknowledged_by: Mapped[str] = mapped_column(String(64), default="")
+
+    # The cool-down lookup: the last alert of a rule about a subject.
+    __table_args__ = (Index("ix_alerts_rule_subject", "rule", "subject", "created_at"),)
 
 
 class PmsCounter(Base):
