@@ -39,7 +39,7 @@ from appliance.occupancy import stay_at
 from appliance.outbox import change_state
 from appliance.pipeline import add_posting
 from appliance.postings import IllegalTransition
-from webadmin import audit
+from appliance import audit
 
 REFUND_DESTINATION = "REF0"
 MAX_TEXT = 300  # a reason or note ends up in PostingEvent.cause, which holds 300 characters

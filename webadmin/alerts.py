@@ -1,19 +1,21 @@
 """Alerts (blueprint ``alerts``): the open alerts first, then the latest acknowledged ones, and the rules
 in words. Anyone signed in may read them; front desk and admins acknowledge them (audited).
 
-The rules themselves run in the daemon (``appliance.alerts``, a later issue); ``RULES`` says in words what
-each rule name means, so a night auditor knows why the appliance raised it.
+The rules run in the daemon (``appliance.alerts``); the page shows each configured rule in the words of
+the rule itself (``AlertEngine.describe``), with its configured thresholds, so a night auditor knows why the
+appliance raised it. ``RULES`` covers alerts raised outside the engine and a web admin without a config.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from appliance.db.models import Alert
-from webadmin import audit, get_db, now
+from appliance import audit
+from webadmin import get_db, now
 from webadmin.auth import role_required
 from webadmin.forms import ConfirmForm
 
@@ -32,7 +34,19 @@ RULES: dict[str, str] = {
                    "link, cable or PBX output may be down.",
     "pms_silence": "The PMS has not answered a posting for longer than expected.",
     "failed_queue": "Failed or unanswered postings are piling up: see Failed postings.",
+    "unrated_call": "The tariff could not price a call: it is held as excluded until the tariff is fixed "
+                    "and the call re-rated.",
+    "rule_error": "An alert rule failed on a call; the call was stored. See the alert for the error.",
 }
+
+
+def rules_in_words() -> dict[str, str]:
+    config = current_app.extensions.get("appliance_config")
+    if config is None:
+        return RULES
+    from appliance.alerts.engine import AlertEngine
+
+    return {**RULES, **AlertEngine(config).describe()}
 
 
 @bp.route("/")
@@ -44,7 +58,7 @@ def index() -> ResponseReturnValue:
     done = db.scalars(select(Alert).where(Alert.acknowledged_at.is_not(None))
                       .order_by(Alert.acknowledged_at.desc(), Alert.id.desc())
                       .limit(RECENT_ACKNOWLEDGED)).all()
-    return render_template("alerts.html", open_alerts=open_alerts, done=done, rules=RULES, form=ConfirmForm())
+    return render_template("alerts.html", open_alerts=open_alerts, done=done, rules=rules_in_words(), form=ConfirmForm())
 
 
 @bp.route("/<int:alert_id>/acknowledge", methods=["POST"])

@@ -47,7 +47,8 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from appliance.db.models import User
-from webadmin import audit, get_db, now
+from appliance import audit
+from webadmin import get_db, now
 
 ROLES = ("viewer", "frontdesk", "admin")
 MAX_FAILED_LOGINS = 5

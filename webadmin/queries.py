@@ -33,6 +33,9 @@ STATE_LABELS = {
     # A chargeable call whose posting row is not there (yet): the daemon writes both in one transaction,
     # so seeing this for long means something is wrong.
     "charge": "Not posted",
+    # Transfer legs: held until the call's last leg arrives, then charged with it (appliance.legs).
+    "leg": "Leg (held)",
+    "merged": "Leg (merged)",
 }
 
 

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from wtforms import DateField, SelectField, StringField
 from wtforms.validators import Length, Optional
 
-from webadmin import audit, get_db, now, site_zone
+from appliance import audit
+from webadmin import get_db, now, site_zone
 from webadmin.export import CSV_MIME, XLSX_MIME, csv_chunks, xlsx_chunks
 from webadmin.forms import choices
 from webadmin.queries import state_label

@@ -22,7 +22,8 @@ from wtforms.validators import Length, Optional, Regexp
 from appliance.config import CATEGORIES
 from appliance.db.models import AuditEntry, Extension, LinkStatus, Stay
 from appliance.tariffs import MAIN, Rate
-from webadmin import audit, get_db, now
+from appliance import audit
+from webadmin import get_db, now
 from webadmin.auth import role_required
 from webadmin.forms import choices
 

@@ -19,7 +19,8 @@ from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 
 from appliance.db.models import User
-from webadmin import audit, get_db, now
+from appliance import audit
+from webadmin import get_db, now
 from webadmin.auth import (
     MANUAL_LOCK,
     MIN_PASSWORD_LENGTH,

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _add(session: Session, args: argparse.Namespace) -> int:
-    from webadmin import audit
+    from appliance import audit
     from webadmin.auth import hash_password
 
     username = args.username
@@ -110,7 +110,7 @@ def _add(session: Session, args: argparse.Namespace) -> int:
 
 
 def _passwd(session: Session, args: argparse.Namespace) -> int:
-    from webadmin import audit
+    from appliance import audit
     from webadmin.auth import hash_password
 
     user = _get(session, args.username)
@@ -147,7 +147,7 @@ def _list(session: Session, args: argparse.Namespace) -> int:
 
 
 def _unlock(session: Session, args: argparse.Namespace) -> int:
-    from webadmin import audit
+    from appliance import audit
 
     user = _get(session, args.username)
     before = _lock_state(user)

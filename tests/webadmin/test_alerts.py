@@ -70,3 +70,15 @@ def test_a_viewer_cannot_acknowledge(app: Flask, client: FlaskClient, db: Sessio
     assert post_form(client, f"/alerts/{burst_id}/acknowledge").status_code == 403
     db.expire_all()
     assert db.get(Alert, burst_id).acknowledged_at is None
+
+
+def test_the_rules_are_shown_as_the_daemon_configures_them(app: Flask, client: FlaskClient,
+                                                           migrated_url: str) -> None:
+    from tests.helpers import make_config
+
+    app.extensions["appliance_config"] = make_config(
+        migrated_url, alerts={"rules": {"expensive_call": {"amount": "75.50"}, "burst": {"enabled": False}}})
+    login_as(app, client, "viewer")
+    page = client.get("/alerts/").text
+    assert "A single call costs more than USD 75.50." in page
+    assert "burst dialling" not in page.replace(RULES["burst"], "")  # a disabled rule is not described

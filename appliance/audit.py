@@ -1,6 +1,6 @@
 """The audit trail: who changed what, when, with the values before and after.
 
-Every screen (and every ``appliance user`` command) that changes something calls ``record`` in the same
+Every web admin screen, money action (``appliance.actions``) and ``appliance user`` command that changes something calls ``record`` in the same
 transaction as the change, so a change is never committed without its audit entry, nor the reverse.
 Never put a password, hash or a guest's name in ``detail``; ``before``/``after`` hold only what an
 auditor needs (ids, rooms, amounts, states, roles).
