@@ -30,9 +30,7 @@ from typing import Literal
 
 from appliance.drivers import DriverSpec, ParseContext
 from appliance.events import CallRecord, Direction, Ignored
-from appliance.framing import LineFramer
 from pbx_drivers.common import (
-    Encoding,
     decode,
     format_hms,
     header_like,
@@ -42,7 +40,7 @@ from pbx_drivers.common import (
     resolve_start,
     unprintable,
 )
-from pbx_drivers.links import JoiningLink
+from pbx_drivers.links import ContinuedLineOptions, JoiningLink, continued_lines_link
 
 _RECORD = re.compile(
     r"\s*(?:(?P<no>\d{4})\s+)?(?P<sta>\d{2,5}|ATD)\s+(?P<co>\d{1,4})\s+(?P<time>\d{1,2}:\d\d(?::\d\d)?)\s+"
@@ -55,7 +53,7 @@ KINDS: dict[str, Direction] = {"O": "outgoing", "I": "incoming", "A": "incoming"
 
 
 @dataclass(frozen=True, kw_only=True)
-class IpecsOptions:
+class IpecsOptions(ContinuedLineOptions):
     """``date_order``: MM/DD (mdy) or DD/MM (dmy). ``caller_on_second_line``: ``format_record`` prints
     NUM-II on its own line, as the Vodavi does. ``internal_max_digits``: for T records."""
 
@@ -63,18 +61,10 @@ class IpecsOptions:
     record_number: bool = True
     caller_on_second_line: bool = False
     internal_max_digits: int = 4
-    continuation_hold: float = 2.0
-    encoding: Encoding = "ascii"
-    max_length: int = 256
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.continuation_hold <= 30.0 or not 80 <= self.max_length <= 4096:
-            raise ValueError("continuation_hold must be 0-30 s and max_length 80-4096")
 
 
 def make_link(options: IpecsOptions) -> JoiningLink:
-    return JoiningLink(LineFramer(max_length=options.max_length), lambda line: line.lstrip().startswith(b"<"),
-                       hold=options.continuation_hold)
+    return continued_lines_link(options, b"<")
 
 
 def parse_record(raw: bytes, options: IpecsOptions, context: ParseContext) -> CallRecord | Ignored:

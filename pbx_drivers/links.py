@@ -16,13 +16,34 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from appliance.drivers import FramedLink, framed_events
 from appliance.errors import ProtocolError
 from appliance.events import Event, Ignored, LinkDown, RecordReceived
-from appliance.framing import Framer
+from appliance.framing import Framer, LineFramer
+from pbx_drivers.common import Encoding
 
 JOIN = b"\n"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContinuedLineOptions:
+    """Options of every format whose records go on over following lines (Nortel ``&``, iPECS ``<``)."""
+
+    continuation_hold: float = 2.0
+    encoding: Encoding = "ascii"
+    max_length: int = 256
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.continuation_hold <= 30.0 or not 80 <= self.max_length <= 4096:
+            raise ValueError("continuation_hold must be 0-30 s and max_length 80-4096")
+
+
+def continued_lines_link(options: ContinuedLineOptions, marker: bytes) -> JoiningLink:
+    """Lines starting (after blanks) with ``marker`` belong to the record before them."""
+    return JoiningLink(LineFramer(max_length=options.max_length), lambda line: line.lstrip().startswith(marker),
+                       hold=options.continuation_hold)
 
 
 class JoiningLink(FramedLink):

@@ -29,9 +29,7 @@ from dataclasses import dataclass
 
 from appliance.drivers import DriverSpec, ParseContext
 from appliance.events import CallRecord, Direction, Ignored
-from appliance.framing import LineFramer
 from pbx_drivers.common import (
-    Encoding,
     TimeIs,
     decode,
     direction_from_trunks,
@@ -44,7 +42,7 @@ from pbx_drivers.common import (
     unprintable,
 )
 from appliance.legs import CONTINUED
-from pbx_drivers.links import JoiningLink
+from pbx_drivers.links import ContinuedLineOptions, JoiningLink, continued_lines_link
 
 CALLS = frozenset("NSXELB")
 NOT_CALLS = {"A": "authorisation code", "C": "charge", "Q": "ACD", "R": "ACD", "F": "ACD",
@@ -61,23 +59,15 @@ _TRUNK = re.compile(r"T(\d{3})\s+(\d{3})")
 
 
 @dataclass(frozen=True, kw_only=True)
-class NortelOptions:
+class NortelOptions(ContinuedLineOptions):
     """``time_is``: what the record's time marks (end by default). ``continuation_hold``: seconds a
     record waits for its ``&`` lines."""
 
     time_is: TimeIs = "end"
-    continuation_hold: float = 2.0
-    encoding: Encoding = "ascii"
-    max_length: int = 256
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.continuation_hold <= 30.0 or not 80 <= self.max_length <= 4096:
-            raise ValueError("continuation_hold must be 0-30 s and max_length 80-4096")
 
 
 def make_link(options: NortelOptions) -> JoiningLink:
-    return JoiningLink(LineFramer(max_length=options.max_length), lambda line: line.lstrip().startswith(b"&"),
-                       hold=options.continuation_hold)
+    return continued_lines_link(options, b"&")
 
 
 def parse_record(raw: bytes, options: NortelOptions, context: ParseContext) -> CallRecord | Ignored:
