@@ -7,6 +7,7 @@ call that queues its answer, so the simulator stores it (its record file) before
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -68,3 +69,15 @@ class LinePosting:
             "time": self.time, "dialled": self.dialled, "duration": self.duration, "answer": self.answer,
             "fault": self.fault, "fields": self.fields, "raw": self.raw.decode(encoding, errors="replace"),
         }
+
+
+def split_command(line: str) -> tuple[str, list[str]] | str:
+    """A control line as ``(command, arguments)`` (shell-style quoting, so names may hold spaces), or the
+    ``ERR ...`` answer for a line that is not a command."""
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        return f"ERR {exc}"
+    if not words:
+        return "ERR empty command; try help"
+    return words[0].lower(), words[1:]

@@ -13,14 +13,13 @@ leaves), scripted faults, late answers on the clock, and a small control languag
 from __future__ import annotations
 
 import heapq
-import shlex
 from collections import Counter
 from collections.abc import Callable
 
 from appliance.events import Ignored
 from pms_drivers.fias.peer_model import FaultScript, parse_fault
 from pms_drivers.layout import FieldSpec, parse
-from pms_drivers.peer_events import LinePosting, PeerNote, PostingReceived
+from pms_drivers.peer_events import LinePosting, PeerNote, PostingReceived, split_command
 
 PeerEvent = PostingReceived | PeerNote | Ignored
 RECORD_FAULTS = frozenset({"nak", "lose-pa", "lose-ack", "late-pa", "duplicate-pa", "drop-after-ps", "answer"})
@@ -127,13 +126,10 @@ class LinePeerControl:
         self._connected = connected
 
     def execute(self, line: str, now: float) -> str:
-        try:
-            words = shlex.split(line)
-        except ValueError as exc:
-            return f"ERR {exc}"
-        if not words:
-            return "ERR empty command; try help"
-        name, args = words[0].lower(), words[1:]
+        parsed = split_command(line)
+        if isinstance(parsed, str):
+            return parsed
+        name, args = parsed
         try:
             if name == "fault":
                 return "OK " + self._fault(args)

@@ -30,12 +30,12 @@ Commands (answers start with ``OK`` or ``ERR``)::
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable
 
 from appliance.errors import ProtocolError
 from pms_drivers.fias.peer import FiasPmsPeer
 from pms_drivers.fias.peer_model import FRAME_FAULTS, parse_fault
+from pms_drivers.peer_events import split_command
 
 CONTROL_HELP = (
     "checkin ROOM GUESTID NAME [share] | checkout ROOM [GUESTID] | move OLD NEW GUESTID | "
@@ -54,13 +54,10 @@ class PmsControl:
 
     def execute(self, line: str, now: float) -> str:
         """Run one control command; the answer is one line starting with OK or ERR."""
-        try:
-            words = shlex.split(line)
-        except ValueError as exc:
-            return f"ERR {exc}"
-        if not words:
-            return "ERR empty command; try help"
-        name, args = words[0].lower(), words[1:]
+        parsed = split_command(line)
+        if isinstance(parsed, str):
+            return parsed
+        name, args = parsed
         command = _COMMANDS.get(name)
         if command is None:
             return f"ERR unknown command {name!r}; try help"
