@@ -240,6 +240,60 @@ class Alert(Base):
     __table_args__ = (Index("ix_alerts_rule_subject", "rule", "subject", "created_at"),)
 
 
+class AlertDelivery(Base):
+    """One attempt to deliver an alert to a channel (appliance.alerts.deliveries): the delivery log.
+
+    ``outcome``: pending (queued, attempt 0), sending (handed to the channel; ``next_attempt_at`` is the
+    deadline after which it is sent again), sent, retry (failed; tried again at ``next_attempt_at``),
+    failed (the last attempt failed), dropped (the channel left the configuration), unknown (no outcome
+    came back before the deadline, e.g. the daemon stopped mid-send). ``next_attempt_at`` is set only on
+    the one open row of an alert and channel, so the due query reads one index.
+    """
+
+    __tablename__ = "alert_deliveries"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"))
+    channel: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200), default="")
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    outcome: Mapped[str] = mapped_column(String(10))
+    error: Mapped[str] = mapped_column(String(300), default="")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+
+    __table_args__ = (Index("ix_alert_deliveries_alert", "alert_id", "channel", "id"),)
+
+
+class ReportSchedule(Base):
+    """A scheduled report mailing (appliance.reports.scheduler): edited in the web admin, run by the daemon.
+
+    ``kind`` is the report bundle (daily call summary, weekly cost report, monthly overview); times are the
+    site's local time; ``day_of_week`` 0 = Monday (weekly), ``day_of_month`` 1-28 (monthly).
+    ``last_run_due`` is the due time of the last run that was delivered: the missed-run catch-up compares
+    it with the schedule's last due time.
+    """
+
+    __tablename__ = "report_schedules"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    hour: Mapped[int] = mapped_column(Integer, default=6)
+    minute: Mapped[int] = mapped_column(Integer, default=0)
+    day_of_week: Mapped[int] = mapped_column(Integer, default=0)
+    day_of_month: Mapped[int] = mapped_column(Integer, default=1)
+    formats: Mapped[list[str]] = mapped_column(JSON)
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_run_due: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(64), default="")
+
+
 class PmsCounter(Base):
     """The next FIAS P# per PMS link; persisted so a restart never reuses a sequence number."""
 
@@ -251,5 +305,6 @@ class PmsCounter(Base):
 
 __all__ = [
     "Base", "JournalEntry", "QuarantinedLine", "Call", "Posting", "PostingEvent", "Stay", "Extension", "User",
-    "AuditEntry", "LinkStatus", "PmsCounter", "Alert", "POSTING_STATES", "DISPOSITIONS",
+    "AuditEntry", "LinkStatus", "PmsCounter", "Alert", "AlertDelivery", "ReportSchedule", "POSTING_STATES",
+    "DISPOSITIONS",
 ]
