@@ -10,15 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import delete
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 
 from appliance.alerts import AlertEngine
 from appliance.config import ApplianceConfig
-from appliance.db.models import Extension
 from appliance.db.session import is_up_to_date, make_engine, make_sessionmaker
 from appliance.errors import ConfigError
+from appliance.extensions import seed_if_empty
 from appliance.net.alert_service import AlertService
 from appliance.net.report_scheduler import ReportSchedulerService
 from appliance.net.dbthread import DatabaseThread
@@ -115,8 +114,9 @@ class _Startup(MultiService):
 
 
 def sync_extensions(sessions: Any, config: ApplianceConfig) -> None:
-    """The configuration's extension ranges become the ``extensions`` table the web admin shows."""
+    """A new database's ``extensions`` table is filled from the configuration (``appliance.extensions``);
+    a filled one is the source of truth and is left as the web admin and ``appliance extensions`` made it."""
     with sessions.begin() as session:
-        session.execute(delete(Extension))
-        session.add_all(Extension(number=number, category=category, room=room)
-                        for number, (category, room) in config.extension_map().items())
+        seeded = seed_if_empty(session, config)
+    if seeded:
+        log.info("extension table filled from the configuration: {count} extensions", count=seeded)

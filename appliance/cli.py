@@ -15,7 +15,7 @@ from appliance.errors import ConfigError
 
 COMMANDS = (
     "run", "web", "demo", "parse", "simulate", "db", "user", "check_config", "rate", "rerate",
-    "backup", "restore", "status", "pms",
+    "backup", "restore", "status", "pms", "extensions",
 )
 
 

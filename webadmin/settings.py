@@ -1,9 +1,8 @@
 """Settings (blueprint ``settings``; admins only): extensions and rooms, the tariff, the links, the audit log.
 
-The extension table is written by the daemon from the ``extensions:`` section of the configuration file
-each time it starts (``appliance.app.sync_extensions``), and the daemon routes calls with the ranges from
-that file, not with this table. An edit here is therefore audited and shown at once, but is replaced at
-the daemon's next start: the page says so, and says to change the file for a lasting change. The tariff
+The extension table is the source of truth (``appliance.extensions``): the configuration file only seeds an
+empty table, and the daemon re-reads the table within seconds of an edit here, so the next call from an
+extension is routed as saved. Adding, editing, deleting and exporting extensions are audited. The tariff
 and the links are shown from the configuration the web admin was started with.
 """
 
@@ -11,16 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms import SelectField, StringField
-from wtforms.validators import Length, Optional, Regexp
+from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from appliance.config import CATEGORIES
 from appliance.db.models import AuditEntry, Extension, LinkStatus, Stay
+from appliance.extensions import rows_to_csv
 from appliance.tariffs import MAIN, Rate
 from appliance import audit
 from webadmin import get_db, now
@@ -54,6 +54,37 @@ def extensions() -> ResponseReturnValue:
                            shown=EXTENSIONS_SHOWN)
 
 
+class NewExtensionForm(ExtensionForm):
+    number = StringField("Extension", validators=[DataRequired(), Length(max=32), Regexp(
+        r"^[0-9]+$", message="Digits only, as the PBX prints it.")])
+
+
+class DeleteForm(FlaskForm):  # type: ignore[misc]
+    """CSRF only."""
+
+
+@bp.route("/extensions/new", methods=["GET", "POST"])
+@role_required("admin")
+def add_extension() -> ResponseReturnValue:
+    db = get_db()
+    form = NewExtensionForm()
+    if form.validate_on_submit() and _room_given(form):
+        number = form.number.data.strip()
+        if db.get(Extension, number) is not None:
+            form.number.errors.append(f"Extension {number} exists already: edit it instead.")
+        else:
+            extension = Extension(number=number, category=form.category.data,
+                                  room=(form.room.data or "").strip(), description=(form.description.data or "").strip())
+            db.add(extension)
+            audit.record(db, current_user.username, "extension.add", f"extension:{number}",
+                         after=_extension_values(extension), at=now())
+            db.commit()
+            flash(f"Extension {number} added; calls from it are routed this way within seconds.", "info")
+            return redirect(url_for("settings.extensions", q=number))
+    status = 400 if form.is_submitted() else 200
+    return render_template("settings/extension_edit.html", form=form, extension=None), status
+
+
 @bp.route("/extensions/<number>", methods=["GET", "POST"])
 @role_required("admin")
 def edit_extension(number: str) -> ResponseReturnValue:
@@ -62,24 +93,56 @@ def edit_extension(number: str) -> ResponseReturnValue:
     if extension is None:
         abort(404)
     form = ExtensionForm(obj=extension)
-    if form.validate_on_submit():
-        if form.category.data == "guest" and not (form.room.data or "").strip():
-            form.room.errors.append("A guest extension needs its room.")
-        else:
-            before = _extension_values(extension)
-            extension.category = form.category.data
-            extension.room = (form.room.data or "").strip()
-            extension.description = (form.description.data or "").strip()
-            after = _extension_values(extension)
-            if after != before:
-                audit.record(db, current_user.username, "extension.edit", f"extension:{number}",
-                             before=before, after=after, at=now())
-                db.commit()
-                flash(f"Extension {number} saved. The daemon replaces this table from its configuration file "
-                      "when it starts: change the file too to keep this.", "info")
-            return redirect(url_for("settings.extensions"))
+    if form.validate_on_submit() and _room_given(form):
+        before = _extension_values(extension)
+        extension.category = form.category.data
+        extension.room = (form.room.data or "").strip()
+        extension.description = (form.description.data or "").strip()
+        after = _extension_values(extension)
+        if after != before:
+            audit.record(db, current_user.username, "extension.edit", f"extension:{number}",
+                         before=before, after=after, at=now())
+            db.commit()
+            flash(f"Extension {number} saved; calls from it are routed this way within seconds.", "info")
+        return redirect(url_for("settings.extensions"))
     status = 400 if form.is_submitted() else 200
-    return render_template("settings/extension_edit.html", form=form, extension=extension), status
+    return render_template("settings/extension_edit.html", form=form, extension=extension,
+                           delete_form=DeleteForm()), status
+
+
+@bp.route("/extensions/<number>/delete", methods=["POST"])
+@role_required("admin")
+def delete_extension(number: str) -> ResponseReturnValue:
+    db = get_db()
+    extension = db.get(Extension, number)
+    if extension is None:
+        abort(404)
+    if not DeleteForm().validate_on_submit():
+        abort(400)
+    audit.record(db, current_user.username, "extension.delete", f"extension:{number}",
+                 before=_extension_values(extension), at=now())
+    db.delete(extension)
+    db.commit()
+    flash(f"Extension {number} deleted; its calls are now rated as an unknown extension and not charged.", "info")
+    return redirect(url_for("settings.extensions"))
+
+
+@bp.route("/extensions.csv")
+@role_required("admin")
+def export_extensions() -> ResponseReturnValue:
+    db = get_db()
+    rows = db.scalars(select(Extension).order_by(func.length(Extension.number), Extension.number)).all()
+    audit.record(db, current_user.username, "extension.export", "extensions", after={"rows": len(rows)}, at=now())
+    db.commit()
+    return Response(rows_to_csv(rows), mimetype="text/csv",
+                    headers={"Content-Disposition": "attachment; filename=extensions.csv"})
+
+
+def _room_given(form: ExtensionForm) -> bool:
+    if form.category.data == "guest" and not (form.room.data or "").strip():
+        form.room.errors.append("A guest extension needs its room.")
+        return False
+    return True
 
 
 def _extension_values(extension: Extension) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from tests.helpers import make_config
 from tests.webadmin.conftest import START, login_as, post_form, table_rows
 from webadmin import create_app
 
-SETTINGS_PAGES = ("/settings/", "/settings/extensions", "/settings/extensions/101", "/settings/rooms",
+SETTINGS_PAGES = ("/settings/", "/settings/extensions", "/settings/extensions/101", "/settings/extensions/new",
+                  "/settings/extensions.csv", "/settings/rooms",
                   "/settings/tariffs", "/settings/links", "/settings/audit", "/settings/users/")
 
 
@@ -41,11 +42,12 @@ def configured_app(migrated_url: str) -> Iterator[Flask]:
     app.extensions["appliance_db"].engine.dispose()
 
 
-def test_extensions_are_listed_with_the_daemon_caveat(app: Flask, client: FlaskClient, db: Session) -> None:
+def test_extensions_are_listed_as_the_table_that_routes_calls(app: Flask, client: FlaskClient,
+                                                               db: Session) -> None:
     _extensions(db)
     login_as(app, client, "admin")
     page = client.get("/settings/").text
-    assert "rebuilds this table from the <code>extensions:</code> section" in page
+    assert "This table routes calls" in page
     assert [row[:4] for row in table_rows(page, "extensions")] == [
         ["101", "guest", "0101", ""], ["102", "guest", "0102", ""], ["500", "lobby", "", "lobby"],
         ["2101", "guest", "0101", "suite second line"]]
@@ -67,7 +69,7 @@ def test_editing_an_extension_is_audited(app: Flask, client: FlaskClient, db: Se
     assert (entry.username, entry.target) == ("ivan", "extension:102")
     assert entry.before == {"category": "guest", "room": "0102", "description": ""}
     assert entry.after == {"category": "guest", "room": "0112", "description": "room renumbered"}
-    assert "change the file too to keep this" in client.get("/settings/").text
+    assert "routed this way within seconds" in client.get("/settings/").text
 
 
 def test_extension_edits_are_checked(app: Flask, client: FlaskClient, db: Session) -> None:
@@ -83,6 +85,41 @@ def test_extension_edits_are_checked(app: Flask, client: FlaskClient, db: Sessio
     db.expire_all()
     assert db.get(Extension, "102").room == "0102"
     assert db.scalars(select(AuditEntry).where(AuditEntry.action == "extension.edit")).all() == []
+
+
+def test_adding_and_deleting_an_extension_is_audited(app: Flask, client: FlaskClient, db: Session) -> None:
+    _extensions(db)
+    login_as(app, client, "admin", "ivan")
+    assert client.get("/settings/extensions/new").status_code == 200
+    added = post_form(client, "/settings/extensions/new", {"number": "103", "category": "guest", "room": "0103"})
+    assert added.status_code == 302
+    again = post_form(client, "/settings/extensions/new", {"number": "103", "category": "guest", "room": "0104"})
+    assert again.status_code == 400 and "exists already" in again.text
+    letters = post_form(client, "/settings/extensions/new", {"number": "1O3", "category": "lobby"})
+    assert letters.status_code == 400
+    deleted = post_form(client, "/settings/extensions/500/delete")
+    assert deleted.status_code == 302
+    without_token = client.post("/settings/extensions/101/delete")
+    assert without_token.status_code == 400
+    db.expire_all()
+    assert db.get(Extension, "103").room == "0103"
+    assert db.get(Extension, "500") is None and db.get(Extension, "101") is not None
+    entries = {e.action: e for e in db.scalars(select(AuditEntry).where(AuditEntry.action.startswith("extension.")))}
+    assert entries["extension.add"].after == {"category": "guest", "room": "0103", "description": ""}
+    assert entries["extension.delete"].before == {"category": "lobby", "room": "", "description": "lobby"}
+    assert set(entries) == {"extension.add", "extension.delete"}
+
+
+def test_extensions_export_as_csv_and_the_export_is_audited(app: Flask, client: FlaskClient, db: Session) -> None:
+    _extensions(db)
+    login_as(app, client, "admin", "ivan")
+    response = client.get("/settings/extensions.csv")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.text.splitlines() == [
+        "extension,category,room,description", "101,guest,0101,", "102,guest,0102,", "500,lobby,,lobby",
+        "2101,guest,0101,suite second line"]
+    entry = db.scalars(select(AuditEntry).where(AuditEntry.action == "extension.export")).one()
+    assert (entry.username, entry.after) == ("ivan", {"rows": 4})
 
 
 def test_rooms_show_extensions_and_occupancy_without_names(app: Flask, client: FlaskClient,
