@@ -37,3 +37,16 @@ def test_downgrade_to_base_and_back(migrated_url: str) -> None:
     upgrade(migrated_url)
     assert is_up_to_date(engine)
     engine.dispose()
+
+
+def test_head_and_current_revision_agree_with_alembic(migrated_url: str) -> None:
+    """``appliance.db.session`` answers these without importing alembic (daemon memory); alembic is the judge."""
+    from alembic.script import ScriptDirectory
+
+    from appliance.db.session import alembic_config
+
+    assert head_revision() == ScriptDirectory.from_config(alembic_config(migrated_url)).get_current_head()
+    engine = make_engine(migrated_url)
+    with engine.connect() as connection:
+        assert current_revision(engine) == MigrationContext.configure(connection).get_current_revision()
+    engine.dispose()
