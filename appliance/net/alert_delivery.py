@@ -28,6 +28,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.endpoints import HostnameEndpoint
@@ -329,6 +330,21 @@ class SyslogSender:
 
 
 # ------------------------------------------------------------------------------------------ all of them
+
+def target_of(sender: Any) -> str:
+    """What a channel sends to, as the delivery log shows it. A webhook shows only its scheme, host and
+    port: chat webhooks carry their secret token in the path, and the log is shown to every role."""
+    channel = getattr(sender, "channel", None)
+    if isinstance(channel, EmailChannel):
+        return ", ".join(channel.to)
+    if isinstance(channel, WebhookChannel):
+        parts = urlsplit(channel.url)
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/..."
+    if isinstance(channel, SyslogChannel):
+        host, port = channel.host_port
+        return f"syslog {host}:{port}"
+    return ""
+
 
 class Channels:
     """The configured senders by channel name, and the mail thread pool they share."""

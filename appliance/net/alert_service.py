@@ -3,7 +3,8 @@
 Per-call rules run inside the pipeline (``AlertEngine`` is a pipeline observer); this service adds what
 needs a timer: ``check_periodic`` once a minute, and a delivery loop that claims due deliveries on the
 database thread (``appliance.alerts.deliveries``), hands them to the channels
-(``appliance.net.alert_delivery``) and records each outcome on the database thread again.
+(``appliance.net.alert_delivery``) and records each outcome on the database thread again, one row per
+attempt in ``alert_deliveries`` (the log the web admin shows under each alert).
 
 A delivery never waits on another: each claimed delivery is marked ``sending`` with a deadline before it
 goes out, the claim job returns at once, and slow or dead receivers only hold their own Deferred. The
@@ -27,7 +28,7 @@ from twisted.python.failure import Failure
 
 from appliance.alerts import deliveries
 from appliance.alerts.engine import AlertEngine
-from appliance.net.alert_delivery import Channels, Sender
+from appliance.net.alert_delivery import Channels, Sender, target_of
 
 CHECK_INTERVAL = 60.0
 CLAIM_LIMIT = 20  # deliveries per database job, so the job stays small
@@ -57,6 +58,7 @@ class AlertService(Service):
             self._channels = Channels(engine.config, reactor)
             senders, timeouts = self._channels.senders, self._channels.timeouts
         self.senders: dict[str, Sender] = dict(senders)
+        self._targets = {name: target_of(sender) for name, sender in self.senders.items()}
         self._timeouts = dict(timeouts or {})
         self._check_loop = LoopingCall(self.check)
         self._check_loop.clock = self._clock
@@ -154,7 +156,7 @@ class AlertService(Service):
             claimed = deliveries.claim_due(session, now, policy=self._policy, channels=self.senders,
                                            window=window, route=self.engine.config.channels_for,
                                            site=self.engine.site, describe=self.engine.describe(),
-                                           limit=CLAIM_LIMIT)
+                                           limit=CLAIM_LIMIT, targets=self._targets)
         return claimed
 
     def _dispatch(self, claimed: deliveries.Claimed) -> None:
@@ -180,15 +182,17 @@ class AlertService(Service):
             channel=job.channel))
         sending.addBoth(self._sent)
 
-    def _record_job(self, job: deliveries.DeliveryJob, error: str | None, now: datetime) -> dict[str, Any]:
+    def _record_job(self, job: deliveries.DeliveryJob, error: str | None,
+                    now: datetime) -> deliveries.Recorded | None:
         with self._sessions.begin() as session:
-            return deliveries.record_outcome(session, job.alert_id, job.channel, error, now,
-                                             policy=self._policy)
+            return deliveries.record_outcome(session, job.delivery_id, error, now, policy=self._policy)
 
-    def _recorded(self, entry: dict[str, Any], job: deliveries.DeliveryJob) -> None:
-        status = entry.get("status")
-        if status == "retry":
-            retry_at = datetime.fromisoformat(entry["next_attempt_at"])
+    def _recorded(self, entry: deliveries.Recorded | None, job: deliveries.DeliveryJob) -> None:
+        if entry is None:
+            return
+        status = entry.outcome
+        if status == "retry" and entry.next_attempt_at is not None:
+            retry_at = entry.next_attempt_at
             self._next_due = retry_at if self._next_due is None else min(self._next_due, retry_at)
         if status == "sent":
             self.log.info("alert {alert} delivered to {channel} (attempt {attempt})", alert=job.alert_id,
@@ -196,11 +200,12 @@ class AlertService(Service):
         elif status == "retry":
             self.log.warn("alert {alert} to {channel}: attempt {attempt} failed ({error}); "
                           "next attempt at {at}", alert=job.alert_id, channel=job.channel,
-                          attempt=job.attempt, error=entry.get("last_error"), at=entry.get("next_attempt_at"))
+                          attempt=job.attempt, error=entry.error,
+                          at=entry.next_attempt_at.isoformat() if entry.next_attempt_at else "")
         elif status == "failed":
             self.log.error("alert {alert} to {channel}: giving up after {attempt} attempts ({error})",
                            alert=job.alert_id, channel=job.channel, attempt=job.attempt,
-                           error=entry.get("last_error"))
+                           error=entry.error)
 
     def _sent(self, _: Any) -> None:
         self.in_flight -= 1

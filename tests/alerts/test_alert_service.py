@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 
-from appliance.db.models import Alert
+from appliance.db.models import Alert, AlertDelivery
 from appliance.events import GuestCheckedIn
 from appliance.net.alert_delivery import DeliveryError
 from appliance.net.alert_service import AlertService
@@ -60,10 +60,17 @@ def clocked_service(env_factory, failures: int, **delivery: Any) -> tuple[Env, C
     return env, clock, channel, service
 
 
-def deliveries(env: Env) -> list[tuple[str, dict]]:
+def deliveries(env: Env) -> list[tuple[str, list[tuple[int, str, str, datetime]]]]:
+    """Per alert: its rule and the delivery log of channel ``soc`` (attempt, outcome, error, at)."""
     with env.sessions() as session:
-        rows = session.scalars(select(Alert).order_by(Alert.id))
-        return [(a.rule, a.details["deliveries"]["soc"]) for a in rows]
+        alerts = session.scalars(select(Alert).order_by(Alert.id)).all()
+        return [(a.rule, [(d.attempt, d.outcome, d.error, d.at) for d in session.scalars(
+            select(AlertDelivery).where(AlertDelivery.alert_id == a.id, AlertDelivery.channel == "soc")
+            .order_by(AlertDelivery.id))]) for a in alerts]
+
+
+def at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
 def test_silence_is_checked_every_minute_and_delivered_with_backoff(env_factory) -> None:
@@ -79,10 +86,13 @@ def test_silence_is_checked_every_minute_and_delivered_with_backoff(env_factory)
         for _ in range(40):
             clock.advance(5)
     assert [(t - raised_at, alert_id) for t, alert_id in channel.attempts] == [(0, 1), (30, 1), (90, 1)]
-    ((rule, entry),) = deliveries(env)
+    ((rule, log),) = deliveries(env)
     assert rule == "pbx_silence"
-    assert (entry["status"], entry["attempts"], entry["last_error"]) == ("sent", 3, "")
-    assert entry["delivered_at"] == datetime.fromtimestamp(raised_at + 90, tz=timezone.utc).isoformat()
+    refused = "DeliveryError: HTTP 503 Service Unavailable"
+    assert log == [(1, "retry", refused, at(raised_at)), (2, "retry", refused, at(raised_at + 30)),
+                   (3, "sent", "", at(raised_at + 90))]
+    with env.sessions() as session:  # a finished delivery leaves nothing due
+        assert session.scalar(select(AlertDelivery).where(AlertDelivery.next_attempt_at.is_not(None))) is None
     texts = [e["log_format"] for e in events]
     retry = "alert {alert} to {channel}: attempt {attempt} failed ({error}); next attempt at {at}"
     assert texts.count(retry) == 2
@@ -102,8 +112,9 @@ def test_delivery_gives_up_after_the_last_attempt(env_factory) -> None:
             clock.advance(5)
     # backoff 30, 60, then capped at 120 seconds; four attempts in all
     assert [t - raised_at for t, _ in channel.attempts] == [0, 30, 90, 210]
-    ((_, entry),) = deliveries(env)[:1]
-    assert (entry["status"], entry["attempts"]) == ("failed", 4)
+    ((_, log),) = deliveries(env)[:1]
+    assert [(attempt, outcome) for attempt, outcome, _, _ in log] == [
+        (1, "retry"), (2, "retry"), (3, "retry"), (4, "failed")]
     assert any(e["log_format"].startswith("alert {alert} to {channel}: giving up") for e in events)
     service.stopService()
 
@@ -149,7 +160,7 @@ def test_alerts_raised_outside_the_engine_are_delivered_too(env_factory) -> None
                           created_at=datetime.fromtimestamp(clock.seconds(), tz=timezone.utc)))
     clock.advance(30)  # the loop looks at the table at least once a minute
     assert channel.attempts == [(T0.timestamp() + 60, 1)]
-    assert deliveries(env)[0][1]["status"] == "sent"
+    assert [outcome for _, outcome, _, _ in deliveries(env)[0][1]] == ["sent"]
     service.stopService()
 
 
@@ -199,7 +210,9 @@ def test_a_dead_receiver_is_retried_and_logged_without_slowing_posting(env_facto
     # comes anywhere near that wait, even on a loaded machine.
     assert max(took) < 2.5, took
     with env.sessions() as session:
-        assert session.scalar(select(Alert.details)).get("deliveries")["dead"]["attempts"] == 3
+        dead_log = session.scalars(select(AlertDelivery.outcome).where(AlertDelivery.channel == "dead")
+                                   .order_by(AlertDelivery.id)).all()
+        assert dead_log == ["retry", "retry", "failed"]
     dead = [e for e in events if e.get("channel") == "dead"]
     assert [e["attempt"] for e in dead] == [1, 2, 3]
     assert all("ConnectionRefusedError" in e["error"] for e in dead)
@@ -210,9 +223,10 @@ def test_a_dead_receiver_is_retried_and_logged_without_slowing_posting(env_facto
 
 
 def delivery_states(env: Env) -> dict[str, str]:
+    """The outcome of the last attempt on each channel."""
     with env.sessions() as session:
-        details = session.scalar(select(Alert.details)) or {}
-    return {name: entry["status"] for name, entry in details.get("deliveries", {}).items()}
+        rows = session.execute(select(AlertDelivery.channel, AlertDelivery.outcome).order_by(AlertDelivery.id))
+        return {channel: outcome for channel, outcome in rows}
 
 
 def wait_until(condition: Any, timeout: float) -> None:
