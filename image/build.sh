@@ -84,7 +84,8 @@ mmdebstrap --variant=minbase --include="$PACKAGES" \
   "$SUITE" "$ROOT" "$MIRROR" >"$WORK/mmdebstrap.log" 2>&1 || { tail -40 "$WORK/mmdebstrap.log"; exit 1; }
 
 stage "configuring the root file system"
-install -m 0644 "$SRC"/systemd/appliance*.service "$SRC"/systemd/appliance-backup.timer "$ROOT/etc/systemd/system/"
+install -m 0644 "$SRC"/systemd/appliance*.service "$SRC"/systemd/appliance-backup.timer \
+  "$SRC"/systemd/appliance-setup.path "$ROOT/etc/systemd/system/"
 install -D -m 0644 "$SRC/systemd/appliance.sysusers" "$ROOT/usr/lib/sysusers.d/appliance.conf"
 install -D -m 0644 "$SRC/systemd/appliance.tmpfiles" "$ROOT/usr/lib/tmpfiles.d/appliance.conf"
 install -D -m 0644 "$SRC/systemd/journald-appliance.conf" "$ROOT/etc/systemd/journald.conf.d/appliance.conf"
@@ -101,9 +102,15 @@ ln -sf /opt/appliance/venv/bin/appliance "$ROOT/usr/local/bin/appliance"
 
 # The user and the folders now, so the configuration can be given its group below.
 systemd-sysusers --root="$ROOT"
-install -d -m 0750 -o root -g "$(chroot "$ROOT" getent group appliance | cut -d: -f3)" "$ROOT/etc/appliance"
-install -m 0640 -o root -g "$(chroot "$ROOT" getent group appliance | cut -d: -f3)" \
-  "$HERE/files/appliance.yaml" "$ROOT/etc/appliance/appliance.yaml"
+# The configuration lives in the state folder, where the web admin's first-boot setup writes it
+# (appliance/firstboot.py); /etc/appliance/appliance.yaml links to it. No admin user and no password
+# exist: the first boot opens the setup, guarded by a one-time code shown on the console.
+APP_UID=$(chroot "$ROOT" getent passwd appliance | cut -d: -f3)
+APP_GID=$(chroot "$ROOT" getent group appliance | cut -d: -f3)
+install -d -m 0750 -o root -g "$APP_GID" "$ROOT/etc/appliance"
+install -d -m 0750 -o "$APP_UID" -g "$APP_GID" "$ROOT/var/lib/appliance" "$ROOT/var/lib/appliance/backups"
+install -m 0640 -o "$APP_UID" -g "$APP_GID" "$HERE/files/appliance.yaml" "$ROOT/var/lib/appliance/appliance.yaml"
+ln -sfn /var/lib/appliance/appliance.yaml "$ROOT/etc/appliance/appliance.yaml"
 chroot "$ROOT" /opt/appliance/venv/bin/appliance check-config /etc/appliance/appliance.yaml >/dev/null
 
 echo appliance >"$ROOT/etc/hostname"
@@ -114,7 +121,7 @@ rm -f "$ROOT/var/lib/dbus/machine-id" "$ROOT"/etc/ssh/ssh_host_*
 printf 'PARTUUID=%s\t/\text4\tdefaults,errors=remount-ro,x-systemd.growfs\t0\t1\n' "$ROOT_PARTUUID" >"$ROOT/etc/fstab"
 
 systemctl --root="$ROOT" enable appliance.service appliance-web.service appliance-banner.service \
-  appliance-backup.timer systemd-networkd.service systemd-resolved.service systemd-timesyncd.service
+  appliance-backup.timer appliance-setup.path systemd-networkd.service systemd-resolved.service systemd-timesyncd.service
 # (systemd-repart.service is static, pulled in by sysinit.target; /etc/repart.d makes it act.)
 # Installed for a technician who needs it, off by default: `systemctl enable --now ssh`.
 systemctl --root="$ROOT" disable ssh.service ssh.socket >/dev/null 2>&1 || true

@@ -13,6 +13,8 @@
 ``CLOCK``             a callable returning an aware UTC ``datetime``; tests pass a fake one (lockout, expiry)
 ``PMS_LINK``          the PMS link's name (``pms.name``): custom refunds are queued for it
 ``POST_TO_VACANT_ROOMS``  ``site.post_to_vacant_rooms``: whether a refund may go to a room with no guest
+``SETUP_DIR``         the state folder of the first-boot setup (``$APPLIANCE_SETUP_DIR``, set by
+                      appliance-web.service); empty: no setup mode (``webadmin.setup``)
 
 The ``ApplianceConfig`` itself (or None) is kept in ``app.extensions["appliance_config"]`` for the
 settings screens (tariffs, links).
@@ -87,8 +89,10 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: ApplianceCo
     _init_security(app)
     _init_filters(app)
 
-    from webadmin import alerts, auth, calls, dashboard, detail, failed, refunds, report, settings, users
+    from webadmin import alerts, auth, calls, dashboard, detail, failed, refunds, report, settings, setup, users
 
+    # Before auth's rules: while the box is not set up, every page leads to the first-boot setup.
+    setup.init_app(app)
     auth.init_app(app)
     for module in (auth, calls, dashboard, report, detail, refunds, failed, alerts, settings, users):
         app.register_blueprint(module.bp)
@@ -108,6 +112,7 @@ def _settings(config: ApplianceConfig | None) -> dict[str, Any]:
         "CLOCK": utc_now,
         "PMS_LINK": config.pms.name if config is not None and config.pms is not None else "",
         "POST_TO_VACANT_ROOMS": config.site.post_to_vacant_rooms if config is not None else False,
+        "SETUP_DIR": os.environ.get("APPLIANCE_SETUP_DIR", ""),
         # The cookie carries only the signed session; scripts never need it.
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
