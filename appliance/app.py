@@ -28,6 +28,7 @@ from appliance.pipeline import IngestResult, Pipeline
 from appliance.registry import DriverRegistry, default_registry
 from appliance.reports.bundles import ReportOptions
 from appliance.reports.mail import SmtpSender
+from appliance.reports.schedule_db import ScheduleTable, import_once
 from appliance.reports.scheduler import ReportRunner
 
 log = Logger()
@@ -85,13 +86,25 @@ def make_daemon(config: ApplianceConfig, reactor: Any, registry: DriverRegistry 
     startup = _Startup(db, recover, [*pbx_services, *([pms] if pms else [])])
     startup.setServiceParent(root)
     AlertService(alert_engine, db, sessions, reactor).setServiceParent(root)
+    _import_schedule_file(sessions, config.reports.schedule_file, reactor)
     if config.reports.smtp is not None:
-        runner = ReportRunner(store_path=config.reports.schedule_file, sessions=sessions,
+        runner = ReportRunner(store=ScheduleTable(sessions), sessions=sessions,
                               send=SmtpSender(config.reports.smtp),
                               options=ReportOptions(tz=config.site.tz, site_name=config.site.name,
                                                     trunk_count=config.reports.trunk_count))
         ReportSchedulerService(runner, reactor).setServiceParent(root)
     return Daemon(service=root, pipeline=pipeline, pbx=pbx_services, pms=pms, sessions=sessions, engine=engine)
+
+
+def _import_schedule_file(sessions: Any, path: str, reactor: Any) -> None:
+    """Report schedules kept in the JSON file before schema 0005 move into the table, once."""
+    try:
+        count = import_once(sessions, path, datetime.fromtimestamp(reactor.seconds(), tz=timezone.utc))
+    except ValueError as exc:  # a file that does not parse: the table's schedules stand, the daemon runs
+        log.warn("report schedules in {path} not imported: {error}", path=path, error=str(exc))
+        return
+    if count is not None:
+        log.info("imported {count} report schedule(s) from {path}", count=count, path=path)
 
 
 class _Startup(MultiService):

@@ -6,13 +6,13 @@ database sessions: a long report must not hold the daemon's single database thre
 
 On start the service runs ``run_due(now)`` once, which sends each run missed while the appliance was off
 (once per schedule, see appliance/reports/scheduler.py), then lets APScheduler wake it at each due time.
-The schedules live in a store the web admin writes; the service re-reads it every ``RELOAD_SECONDS`` and
-re-registers the jobs when the file changed.
+The schedules live in the ``report_schedules`` table the web admin writes; every ``RELOAD_SECONDS`` the
+service asks the store for its stamp (row count and latest edit, a worker-thread query like every
+APScheduler job here) and re-registers the jobs when it changed, so an edit takes effect without a restart.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -41,7 +41,7 @@ class ReportSchedulerService(Service):
         self._scheduler = scheduler
         self._run_in_thread = run_in_thread or (
             lambda f, *a: deferToThreadPool(reactor, reactor.getThreadPool(), f, *a))
-        self._store_stamp: float | None = None
+        self._store_stamp: Any = None
         self.catch_up: Deferred[Any] | None = None
 
     def now(self) -> datetime:
@@ -54,11 +54,11 @@ class ReportSchedulerService(Service):
             from apscheduler.schedulers.twisted import TwistedScheduler
 
             self._scheduler = TwistedScheduler(reactor=self._reactor, timezone=self._runner.options.tz)
-        self._register()
         self._scheduler.add_job(self._reload, "interval", seconds=RELOAD_SECONDS, id="report-store-reload",
                                 replace_existing=True, coalesce=True, max_instances=1)
         self._scheduler.start()
-        self.catch_up = self._run_in_thread(self._runner.run_due, self.now())
+        # Reading the schedules is a database query: it happens in the worker thread with the catch-up.
+        self.catch_up = self._run_in_thread(self._start, self.now())
         self.catch_up.addCallbacks(self._log_results,
                                    lambda failure: log.failure("report catch-up failed", failure))
 
@@ -73,20 +73,24 @@ class ReportSchedulerService(Service):
         self._log_results(results)
         return results
 
+    def _start(self, now: datetime) -> list[RunResult]:
+        self._register()
+        return self._runner.run_due(now)
+
     def _register(self) -> None:
         self._store_stamp = self._stamp()
         self._runner.add_jobs(self._scheduler, self.wake)
 
     def _reload(self) -> None:
+        """An APScheduler job (worker thread). After a change, ``run_due`` records the baseline of a new
+        schedule at once, so its first due time sends (rather than becoming its baseline)."""
         if self._stamp() != self._store_stamp:
             log.info("report schedules changed; reloading")
             self._register()
+            self._log_results(self._runner.run_due(self.now()))
 
-    def _stamp(self) -> float | None:
-        try:
-            return os.stat(self._runner.store_path).st_mtime
-        except FileNotFoundError:
-            return None
+    def _stamp(self) -> Any:
+        return self._runner.store.stamp()
 
     @staticmethod
     def _log_results(results: list[RunResult]) -> list[RunResult]:

@@ -11,12 +11,15 @@ runs it once, for that latest due time only (coalesced).
 
 A schedule seen for the first time (no last run) does not catch up on the past: its last due time is
 recorded as its baseline, so adding a schedule at 10:00 does not send this morning's 06:00 report.
-A failed send is not recorded and is tried again at the next wake-up or start.
+A failed send is not recorded as a run (its error is, for the web admin) and is tried again at the next
+wake-up or start.
+
+The schedules and their last runs come from a store: ``schedule_db.ScheduleTable`` (the
+``report_schedules`` table the web admin edits).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,12 +29,18 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.orm import Session
 
-from appliance.reports import schedule_store
-from appliance.reports.bundles import Attachment, ReportOptions, build_bundle
+from appliance.reports.bundles import Attachment, ReportOptions, build_bundle, period_for
 from appliance.reports.schedule_store import ScheduleDefinition
 
 MISFIRE_GRACE = 3600  # seconds; later than this, the start-up catch-up (run_due) takes over
 LOOKBACK = {"daily": timedelta(days=2), "weekly": timedelta(days=8), "monthly": timedelta(days=32)}
+
+
+class Store(Protocol):
+    def schedules(self) -> tuple[ScheduleDefinition, ...]: ...
+    def last_runs(self) -> dict[str, datetime]: ...
+    def record_run(self, name: str, due: datetime, now: datetime | None = None) -> None: ...
+    def record_failure(self, name: str, error: str, now: datetime) -> None: ...
 
 
 class Sender(Protocol):
@@ -68,54 +77,63 @@ class RunResult:
 
 
 class ReportRunner:
-    """Decides and runs scheduled deliveries. ``sessions`` opens a read session (reports run on their own
-    connection, not the daemon's database thread, so a long monthly report never delays a posting);
-    ``send`` delivers (``appliance.reports.mail.SmtpSender`` or a test double)."""
+    """Decides and runs scheduled deliveries. ``store`` holds the schedules and their last runs;
+    ``sessions`` opens a read session (reports run on their own connection, not the daemon's database
+    thread, so a long monthly report never delays a posting); ``send`` delivers
+    (``appliance.reports.mail.SmtpSender`` or a test double)."""
 
-    def __init__(self, *, store_path: str | os.PathLike[str], sessions: Callable[[], Session], send: Sender,
+    def __init__(self, *, store: Store, sessions: Callable[[], Session], send: Sender,
                  options: ReportOptions) -> None:
-        self.store_path = store_path
+        self.store = store
         self._sessions = sessions
         self._send = send
         self.options = options
 
     def schedules(self) -> tuple[ScheduleDefinition, ...]:
-        return schedule_store.load(self.store_path).schedules
+        return self.store.schedules()
 
     def due_runs(self, now: datetime, name: str | None = None) -> list[tuple[ScheduleDefinition, datetime]]:
         """The runs to make at ``now``: at most one per schedule (coalesced), for its last due time.
         Records a baseline for schedules that never ran (module docstring)."""
-        store = schedule_store.load(self.store_path)
+        last_runs = self.store.last_runs()
         runs = []
-        for definition in store.schedules:
+        for definition in self.store.schedules():
             if (name is not None and definition.name != name) or not definition.active:
                 continue
             due = last_due(definition, self.options.tz, now)
             if due is None:
                 continue
-            previous = store.last_runs.get(definition.name)
+            previous = last_runs.get(definition.name)
             if previous is None:
-                schedule_store.record_run(self.store_path, definition.name, due)
-            elif previous < due:
+                self.store.record_run(definition.name, due)
+            elif previous < due and not self._same_period(definition, previous, due):
                 runs.append((definition, due))
         return runs
+
+    def _same_period(self, definition: ScheduleDefinition, previous: datetime, due: datetime) -> bool:
+        """A schedule moved later in the day (or week, or month) after its run: the new due time reports
+        on the period that was sent already, so it is not sent twice."""
+        tz = self.options.tz
+        return period_for(definition.kind, previous, tz).label == period_for(definition.kind, due, tz).label
 
     def run_due(self, now: datetime, name: str | None = None) -> list[RunResult]:
         """Run what is due (all schedules, or the one named); each run is recorded once it is sent."""
         results = []
         for definition, due in self.due_runs(now, name):
-            results.append(self.run(definition, due))
+            results.append(self.run(definition, due, now))
         return results
 
-    def run(self, definition: ScheduleDefinition, due: datetime) -> RunResult:
+    def run(self, definition: ScheduleDefinition, due: datetime, now: datetime) -> RunResult:
         try:
             with self._sessions() as session:
                 subject, body, attachments = build_bundle(session, definition.kind, due, self.options,
                                                           definition.formats)
             self._send(list(definition.recipients), subject, body, attachments)
         except Exception as exc:  # noqa: BLE001 (any failure of one report or mail must not stop the others)
-            return RunResult(name=definition.name, due=due, sent=False, error=f"{type(exc).__name__}: {exc}")
-        schedule_store.record_run(self.store_path, definition.name, due)
+            error = f"{type(exc).__name__}: {exc}"
+            self.store.record_failure(definition.name, error, now)
+            return RunResult(name=definition.name, due=due, sent=False, error=error)
+        self.store.record_run(definition.name, due, now)
         return RunResult(name=definition.name, due=due, sent=True)
 
     def add_jobs(self, scheduler: Any, wake: Callable[[str], Any]) -> None:

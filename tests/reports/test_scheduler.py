@@ -1,5 +1,6 @@
 """Scheduled delivery with explicit times: due runs fire once, a run missed while the appliance was off
-runs once on start (coalesced), a failed send is tried again, and the APScheduler jobs are set up right."""
+runs once on start (coalesced), a failed send is tried again, and the APScheduler jobs are set up right.
+The schedules live in the ``report_schedules`` table (schedule_db); the JSON file is imported once."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from openpyxl import load_workbook
 from twisted.internet.defer import maybeDeferred
+from sqlalchemy import select
 from twisted.internet.testing import MemoryReactorClock
 
 from appliance.net.report_scheduler import ReportSchedulerService
-from appliance.reports import schedule_store
+from appliance.db.models import AuditEntry, ReportSchedule
+from appliance.reports import schedule_db, schedule_store
 from appliance.reports.bundles import ReportOptions, period_for
+from appliance.reports.schedule_db import ScheduleTable
 from appliance.reports.schedule_store import ScheduleDefinition, Store
 from appliance.reports.scheduler import MISFIRE_GRACE, ReportRunner, last_due
 from tests.reports.conftest import TZ, local
@@ -39,12 +43,27 @@ class Outbox:
         self.sent.append((list(recipients), subject, body, attachments))
 
 
+EDITED = local("2024-02-01 12:00:00")
+
+
+def set_schedules(sessions, *definitions: ScheduleDefinition) -> None:
+    """What the web admin's editor does: the table holds exactly these schedules (audited)."""
+    with sessions.begin() as session:
+        current = {row.name: row for row in schedule_db.rows(session)}
+        for item in definitions:
+            if item.name in current:
+                schedule_db.update(session, current.pop(item.name), item, user="ada", now=EDITED)
+            else:
+                schedule_db.create(session, item, user="ada", now=EDITED)
+        for row in current.values():
+            schedule_db.remove(session, row, user="ada", now=EDITED)
+
+
 @pytest.fixture
-def runner(tmp_path, seeded, sessions):
-    store = tmp_path / "state" / "report_schedules.json"
-    schedule_store.save(store, Store(schedules=(DAILY, WEEKLY, MONTHLY)))
+def runner(seeded, sessions):
+    set_schedules(sessions, DAILY, WEEKLY, MONTHLY)
     outbox = Outbox()
-    runner = ReportRunner(store_path=store, sessions=sessions, send=outbox,
+    runner = ReportRunner(store=ScheduleTable(sessions), sessions=sessions, send=outbox,
                           options=ReportOptions(tz=TZ, site_name="Test Hotel", trunk_count=4))
     runner.outbox = outbox  # type: ignore[attr-defined]
     return runner
@@ -70,7 +89,7 @@ def test_periods_reported() -> None:
 def test_a_new_schedule_records_a_baseline_and_sends_nothing(runner) -> None:
     assert runner.run_due(local("2024-03-06 10:00:00")) == []
     assert runner.outbox.sent == []
-    assert schedule_store.load(runner.store_path).last_runs["daily-summary"] == local("2024-03-06 06:00:00")
+    assert runner.store.last_runs()["daily-summary"] == local("2024-03-06 06:00:00")
 
 
 def test_a_due_run_fires_once(runner) -> None:
@@ -114,17 +133,36 @@ def test_a_failed_send_is_tried_again(runner) -> None:
     runner.outbox.fail = True
     [result] = runner.run_due(local("2024-03-06 06:00:00"), "daily-summary")
     assert not result.sent and "smtp down" in result.error
+    with runner._sessions() as session:  # the failure is kept for the web admin; the run is not recorded
+        row = session.query(ReportSchedule).filter_by(name="daily-summary").one()
+        assert (row.last_error, row.last_attempt_at, row.last_run_due) == (
+            "ConnectionRefusedError: smtp down", local("2024-03-06 06:00:00"), local("2024-03-05 06:00:00"))
     runner.outbox.fail = False
     [result] = runner.run_due(local("2024-03-06 06:05:00"), "daily-summary")
     assert result.sent and result.due == local("2024-03-06 06:00:00")
+    with runner._sessions() as session:
+        row = session.query(ReportSchedule).filter_by(name="daily-summary").one()
+        assert (row.last_error, row.last_run_at, row.last_run_due) == (
+            "", local("2024-03-06 06:05:00"), local("2024-03-06 06:00:00"))
+
+
+def test_a_schedule_moved_later_the_same_day_does_not_send_the_same_report_twice(runner, sessions) -> None:
+    runner.run_due(local("2024-03-05 10:00:00"))
+    assert [r.sent for r in runner.run_due(local("2024-03-06 06:00:00"), "daily-summary")] == [True]
+    set_schedules(sessions, ScheduleDefinition(name="daily-summary", kind="daily",
+                                               recipients=("gm@hotel.example",), hour=8), WEEKLY, MONTHLY)
+    assert runner.run_due(local("2024-03-06 08:00:00"), "daily-summary") == []   # 2024-03-05 went at 06:00
+    assert [r.due for r in runner.run_due(local("2024-03-07 08:00:00"), "daily-summary")] == [
+        local("2024-03-07 08:00:00")]
 
 
 def test_inactive_schedules_do_not_run(runner) -> None:
-    schedule_store.save_schedules(runner.store_path, [
-        ScheduleDefinition(name="daily-summary", kind="daily", recipients=(), hour=6),
-        ScheduleDefinition(name="weekly-costs", kind="weekly", recipients=("a@b.example",), enabled=False)])
+    set_schedules(runner._sessions,
+                  ScheduleDefinition(name="daily-summary", kind="daily", recipients=(), hour=6),
+                  ScheduleDefinition(name="weekly-costs", kind="weekly", recipients=("a@b.example",),
+                                     enabled=False))
     assert runner.run_due(local("2024-03-06 10:00:00")) == []
-    assert schedule_store.load(runner.store_path).last_runs == {}
+    assert runner.store.last_runs() == {}
 
 
 def test_apscheduler_jobs(runner) -> None:
@@ -139,7 +177,7 @@ def test_apscheduler_jobs(runner) -> None:
         fire = job.trigger.get_next_fire_time(None, local("2024-03-05 07:00:00"))
         assert fire == local("2024-03-06 06:00:00")
         # The web admin removes a schedule: the job goes at the next registration.
-        schedule_store.save_schedules(runner.store_path, [DAILY])
+        set_schedules(runner._sessions, DAILY)
         runner.add_jobs(scheduler, lambda name: None)
         assert [job.id for job in scheduler.get_jobs()] == ["report:daily-summary"]
     finally:
@@ -182,3 +220,69 @@ def test_store_round_trip_and_errors(tmp_path) -> None:
     path.write_text('{"schedules": [{"name": "x", "kind": "daily", "colour": "red"}]}')
     with pytest.raises(ValueError, match="unknown schedule keys: colour"):
         schedule_store.load(path)
+
+
+def test_service_picks_up_an_edit_without_a_restart(runner, sessions) -> None:
+    runner.run_due(local("2024-03-04 10:00:00"))
+    reactor = MemoryReactorClock()
+    reactor.advance(local("2024-03-05 10:00:00").timestamp())
+    scheduler = BackgroundScheduler(timezone=TZ)
+    service = ReportSchedulerService(runner, reactor, scheduler=scheduler,
+                                     run_in_thread=lambda f, *a: maybeDeferred(f, *a))
+    service.startService()
+    try:
+        service._reload()   # nothing changed: the jobs stay
+        assert {job.id for job in scheduler.get_jobs()} == {
+            "report:daily-summary", "report:weekly-costs", "report:monthly-overview", "report-store-reload"}
+        night = ScheduleDefinition(name="night-audit", kind="daily", recipients=("na@hotel.example",), hour=3)
+        set_schedules(sessions, DAILY, night)   # an admin adds one and removes two in the web admin
+        service._reload()
+        assert {job.id for job in scheduler.get_jobs()} == {
+            "report:daily-summary", "report:night-audit", "report-store-reload"}
+        # The new schedule's baseline is its last due time (today 03:00), so its first due time sends.
+        assert runner.store.last_runs()["night-audit"] == local("2024-03-05 03:00:00")
+        assert [(r.name, r.sent) for r in runner.run_due(local("2024-03-06 03:00:00"), "night-audit")] == [
+            ("night-audit", True)]
+    finally:
+        service.stopService()
+
+
+def test_the_json_file_is_imported_once(tmp_path, sessions) -> None:
+    path = tmp_path / "report_schedules.json"
+    assert schedule_db.import_once(sessions, path, EDITED) is None   # no file: nothing to do
+    schedule_store.save(path, Store(schedules=(DAILY, WEEKLY),
+                                    last_runs={"daily-summary": local("2024-01-31 06:00:00")}))
+    assert schedule_db.import_once(sessions, path, EDITED) == 2
+    table = ScheduleTable(sessions)
+    # The file's schedules replace the untouched defaults of schema 0005 and keep their last runs.
+    assert table.schedules() == (DAILY, WEEKLY)
+    assert table.last_runs() == {"daily-summary": local("2024-01-31 06:00:00")}
+    schedule_store.save(path, Store(schedules=(MONTHLY,)))
+    assert schedule_db.import_once(sessions, path, EDITED) is None   # once: a later file is not read
+    assert table.schedules() == (DAILY, WEEKLY)
+    with sessions() as session:
+        entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "report_schedule.import")).one()
+        assert entry.before == {"defaults_replaced": ["daily-summary", "monthly-overview", "weekly-costs"]}
+        assert [s["name"] for s in entry.after["schedules"]] == ["daily-summary", "weekly-costs"]
+
+
+def test_an_admin_s_edits_survive_the_import(tmp_path, sessions) -> None:
+    set_schedules(sessions, MONTHLY, DAILY)
+    path = tmp_path / "report_schedules.json"
+    schedule_store.save(path, Store(schedules=(
+        ScheduleDefinition(name="daily-summary", kind="daily", recipients=("old@hotel.example",)), WEEKLY)))
+    assert schedule_db.import_once(sessions, path, EDITED) == 1   # daily-summary was edited: the table wins
+    assert [s.name for s in ScheduleTable(sessions).schedules()] == ["daily-summary", "monthly-overview",
+                                                                     "weekly-costs"]
+    assert ScheduleTable(sessions).schedules()[0] == DAILY
+
+
+def test_every_edit_is_audited_with_before_and_after(sessions) -> None:
+    set_schedules(sessions, DAILY)
+    with sessions() as session:
+        entries = session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+        actions = [(e.action, e.username) for e in entries]
+        assert actions == [("report_schedule.update", "ada"), ("report_schedule.delete", "ada"),
+                           ("report_schedule.delete", "ada")]
+        assert entries[0].before["recipients"] == [] and entries[0].after["recipients"] == ["gm@hotel.example"]
+        assert entries[1].before["name"] == "monthly-overview" and entries[1].after is None
