@@ -21,6 +21,7 @@ hour this prices real elapsed seconds by the wall clock the guest saw.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
@@ -30,6 +31,7 @@ from appliance.tariffs import STANDARD, Band, expand_days, parse_holiday
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY = 86_400
 _MINUTE = timedelta(minutes=1)
+_SECOND = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,9 @@ class Calendar:
         return _WEEKDAYS[day.weekday()]
 
     def band_at(self, moment: datetime) -> str:
-        local = moment.astimezone(self.tz)
+        return self._band_of(moment.astimezone(self.tz))
+
+    def _band_of(self, local: datetime) -> str:
         day = self.day_of(local)
         second = local.hour * 3600 + local.minute * 60 + local.second  # whole seconds: no float anywhere
         for name, days, start, end in self._bands:
@@ -77,9 +81,13 @@ class Calendar:
 
     def next_change(self, moment: datetime) -> datetime:
         """The first instant after ``moment`` (UTC) at which the band might differ."""
-        local = moment.astimezone(self.tz)
+        return self._next_change(moment, moment.astimezone(self.tz))
+
+    def _next_change(self, moment: datetime, local: datetime) -> datetime:
         second_of_day = local.hour * 3600 + local.minute * 60 + local.second
-        edge = next((e for e in self._edges if e > second_of_day), _DAY)
+        edges = self._edges
+        index = bisect.bisect_right(edges, second_of_day)
+        edge = edges[index] if index < len(edges) else _DAY
         candidate = moment + timedelta(seconds=edge - second_of_day)
         offset = local.utcoffset()
         if candidate.astimezone(self.tz).utcoffset() == offset:
@@ -101,14 +109,15 @@ class Calendar:
         moment = start.astimezone(timezone.utc)
         end = moment + timedelta(seconds=seconds)
         while moment < end:
-            band = self.band_at(moment)
-            stop = min(self.next_change(moment), end)
-            length = int((stop - moment).total_seconds())
+            local = moment.astimezone(self.tz)  # once per piece: band, next edge and the piece's start
+            band = self._band_of(local)
+            stop = min(self._next_change(moment, local), end)
+            length = (stop - moment) // _SECOND
             if pieces and pieces[-1].band == band:
                 last = pieces[-1]
                 pieces[-1] = Piece(band, last.start, last.seconds + length)
             else:
-                pieces.append(Piece(band, moment.astimezone(self.tz), length))
+                pieces.append(Piece(band, local, length))
             moment = stop
         return pieces
 
@@ -118,15 +127,16 @@ class Calendar:
         moment = start.astimezone(timezone.utc)
         end = moment + timedelta(seconds=seconds)
         while moment < end:
-            band = self.band_at(moment)
+            local = moment.astimezone(self.tz)
+            band = self._band_of(local)
             pulse = pulse_of(band)
-            stop = min(self.next_change(moment), end)
-            count = -(-int((stop - moment).total_seconds()) // pulse)
+            stop = min(self._next_change(moment, local), end)
+            count = -(-((stop - moment) // _SECOND) // pulse)
             if pieces and pieces[-1].band == band and pieces[-1].pulse == pulse:
                 last = pieces[-1]
                 pieces[-1] = Piece(band, last.start, last.seconds + count * pulse, last.pulses + count, pulse)
             else:
-                pieces.append(Piece(band, moment.astimezone(self.tz), count * pulse, count, pulse))
+                pieces.append(Piece(band, local, count * pulse, count, pulse))
             moment += timedelta(seconds=count * pulse)
         return pieces
 

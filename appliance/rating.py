@@ -225,7 +225,9 @@ def _free(out: dict[str, Any], reason: str, rule: str) -> Rating:
 def _s(amount: Decimal) -> str:
     """Money as exact plain text for JSON: never exponent notation (``0E-6``), at least two decimals (YAML
     reads 0.20 as the float 0.2, whose text we keep exactly but show as 0.20)."""
-    text = format(amount, "f")
+    text = str(amount)  # plain for money-sized values, and cheaper than format()
+    if "E" in text:
+        text = format(amount, "f")
     point = text.find(".")
     if point < 0:
         return text + ".00"
