@@ -1,7 +1,11 @@
 #!/bin/bash
 # Boot the appliance image in QEMU (software emulation, UEFI via OVMF) and check that it comes up:
 # the boot banner says both services are active, the web admin answers through a forwarded port,
-# and the serial console shows a login prompt. Prints the times; exits non-zero on failure.
+# and the serial console shows a login prompt. Then the acceptance test of issue 9: complete the
+# first-boot setup over HTTP (image/setup_over_http.py, with the setup code the banner printed),
+# pointing the PMS link at a FIAS PMS simulator on this host (10.0.2.2 in QEMU's user network), send
+# calls with the PBX simulator into the forwarded PBX port, and check they are posted to the PMS.
+# Prints the times; exits non-zero on failure. SKIP_SETUP=1 stops after the boot checks.
 #
 #   image/boot-test.sh [IMAGE] [TIMEOUT_SECONDS]     (defaults: build/image/appliance-x86_64.img, 480)
 #
@@ -26,8 +30,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 WORK=$(mktemp -d)
-QEMU_PID=
+QEMU_PID= PMS_PID= PBX_PID=
 cleanup() {
+  for pid in $PBX_PID $PMS_PID; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
   [ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null && wait "$QEMU_PID" 2>/dev/null
   [ -f "$WORK/serial.log" ] && cp "$WORK/serial.log" "$LOG_COPY"
   rm -rf "$WORK"
@@ -36,7 +41,11 @@ trap cleanup EXIT
 
 qemu-img create -q -f qcow2 -F raw -b "$IMAGE" "$WORK/disk.qcow2" 4G
 cp /usr/share/OVMF/OVMF_VARS_4M.fd "$WORK/vars.fd"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+PBX_PORT=$(free_port)   # forwarded to the appliance's PBX link (tcp-server, port 17520)
+PMS_PORT=$(free_port)   # the PMS simulator on this host, 10.0.2.2 seen from the appliance
+APPLIANCE_PY=${APPLIANCE_PY:-$HERE/../.venv/bin/python}
 : >"$WORK/serial.log"
 
 START=$(date +%s.%N)
@@ -44,7 +53,8 @@ qemu-system-x86_64 -accel tcg -machine q35 -m 1024 -smp 2 -display none -no-rebo
   -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
   -drive if=pflash,format=raw,unit=1,file="$WORK/vars.fd" \
   -drive file="$WORK/disk.qcow2",format=qcow2,if=virtio \
-  -netdev user,id=n0,hostfwd=tcp:127.0.0.1:"$PORT"-:80 -device virtio-net-pci,netdev=n0 \
+  -netdev user,id=n0,hostfwd=tcp:127.0.0.1:"$PORT"-:80,hostfwd=tcp:127.0.0.1:"$PBX_PORT"-:17520 \
+  -device virtio-net-pci,netdev=n0 \
   -serial file:"$WORK/serial.log" &
 QEMU_PID=$!
 
@@ -82,10 +92,77 @@ echo "boot banner       ${t_banner:-never} s  ${banner#*APPLIANCE BOOT: }"
 echo "web admin (HTTP)  ${t_http:-never} s  (status $(http_status), port $PORT)"
 echo "login prompt      ${t_login:-never} s"
 echo "serial console    $LOG_COPY"
-if [ -n "$t_http" ] && [ -n "$t_login" ] && [[ "$banner" == *"daemon active, web admin active"* ]]; then
+if ! { [ -n "$t_http" ] && [ -n "$t_login" ] && [[ "$banner" == *"daemon active, web admin active"* ]]; }; then
+  echo "boot test FAILED; the end of the serial console:" >&2
+  tail -40 "$WORK/serial.log" >&2
+  exit 1
+fi
+echo "boot to ready     $(python3 -c "print(max(${t_banner}, ${t_http}))") s  (both services active and the web admin answering)"
+[ "${SKIP_SETUP:-0}" = 1 ] && { echo "boot test passed (setup skipped)"; exit 0; }
+
+# --- first-boot setup over HTTP, then calls from the PBX to the PMS ------------------------------------
+CODE=$(grep -ao "setup code [A-Z0-9]*-[A-Z0-9]*" "$WORK/serial.log" | head -1 | cut -d" " -f3)
+[ -n "$CODE" ] || { echo "boot test FAILED: the banner shows no setup code (is the image set up already?)" >&2; exit 1; }
+"$APPLIANCE_PY" -m appliance simulate pms --listen "127.0.0.1:$PMS_PORT" --rooms 101-130 \
+  --record "$WORK/pms-received.jsonl" >"$WORK/pms-simulator.log" 2>&1 &
+PMS_PID=$!
+sleep 2
+t0=$(elapsed)
+echo "first-boot setup over HTTP (setup code $CODE, PMS simulator at 10.0.2.2:$PMS_PORT):"
+python3 "$HERE/setup_over_http.py" "http://127.0.0.1:$PORT" "$CODE" --pms-host 10.0.2.2 --pms-port "$PMS_PORT" \
+  --pbx-port 17520 || { tail -20 "$WORK/pms-simulator.log" >&2; exit 1; }
+t_setup=$(elapsed)
+echo "setup complete    ${t_setup} s  ($(python3 -c "print(round(${t_setup} - ${t0}))") s for the whole setup, link test included)"
+
+# The path unit restarts both services; the web admin is back when the sign-in page answers.
+t_back=
+while [ "$(elapsed)" -lt "$TIMEOUT" ]; do
+  code=$(python3 - "$PORT" <<'EOF2'
+import sys, urllib.request, urllib.error
+try:
+    print(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/auth/login", timeout=5).status)
+except urllib.error.HTTPError as exc:
+    print(exc.code)
+except Exception:
+    print("")
+EOF2
+)
+  [ "$code" = 200 ] && { t_back=$(elapsed); break; }
+  sleep 1
+done
+[ -n "$t_back" ] || { echo "boot test FAILED: the web admin did not come back after setup" >&2; exit 1; }
+echo "services restarted ${t_back} s  (sign-in page answers; setup mode closed)"
+
+CALLS=${CALLS:-20}
+"$APPLIANCE_PY" -m appliance simulate pbx --driver mitel_mivb --connect "127.0.0.1:$PBX_PORT" --rate 2 \
+  --count "$CALLS" --extensions 101-120 --timezone UTC --seed 9 --linger 5 \
+  --record "$WORK/pbx-sent.jsonl" >"$WORK/pbx-simulator.log" 2>&1 &
+PBX_PID=$!
+t_first= last=0 stable_since=$(elapsed)
+while [ "$(elapsed)" -lt "$TIMEOUT" ]; do
+  n=$( [ -f "$WORK/pms-received.jsonl" ] && wc -l <"$WORK/pms-received.jsonl" || echo 0)
+  [ "$n" -gt 0 ] && [ -z "$t_first" ] && t_first=$(elapsed)
+  if [ "$n" != "$last" ]; then last=$n; stable_since=$(elapsed); fi
+  # Done when the PBX simulator has finished and no posting arrived for 30 s.
+  if ! kill -0 "$PBX_PID" 2>/dev/null && [ $(( $(elapsed) - stable_since )) -ge 30 ]; then break; fi
+  sleep 1
+done
+sent=$( [ -f "$WORK/pbx-sent.jsonl" ] && wc -l <"$WORK/pbx-sent.jsonl" || echo 0)
+echo "calls sent        $sent (PBX simulator into port $PBX_PORT -> appliance:17520)"
+echo "postings received $last by the PMS simulator (first after ${t_first:-never} s)"
+cp "$WORK/pms-received.jsonl" "$(dirname "$IMAGE")/boot-test-pms-received.jsonl" 2>/dev/null || true
+if [ "$last" -gt 0 ] && python3 - "$WORK/pms-received.jsonl" <<'EOF2'
+import json, sys
+rooms = [json.loads(line).get("room", "") for line in open(sys.argv[1])]
+bad = [r for r in rooms if not (r.isdigit() and 101 <= int(r) <= 120)]
+print(f"posted rooms      {', '.join(sorted(set(rooms)))}")
+sys.exit(1 if bad else 0)
+EOF2
+then
   echo "boot test passed"
   exit 0
 fi
-echo "boot test FAILED; the end of the serial console:" >&2
-tail -40 "$WORK/serial.log" >&2
+echo "boot test FAILED: no postings (or postings to unexpected rooms); the PMS simulator's log:" >&2
+tail -20 "$WORK/pms-simulator.log" >&2
+tail -20 "$WORK/serial.log" >&2
 exit 1

@@ -230,9 +230,9 @@ def config_data(draft: dict[str, Any]) -> dict[str, Any]:
         "database": {"url": current_app.config["DATABASE_URL"]},
     }
     if draft.get("pbx"):
-        data["pbx"] = [draft["pbx"]]
+        data["pbx"] = [_ordered(draft["pbx"])]
     if draft.get("pms"):
-        data["pms"] = draft["pms"]
+        data["pms"] = _ordered(draft["pms"])
     if site.get("guest_extensions"):
         data["extensions"] = [{"numbers": [p.strip() for p in site["guest_extensions"].split(",") if p.strip()],
                                "category": "guest"}]
@@ -246,6 +246,12 @@ def config_data(draft: dict[str, Any]) -> dict[str, Any]:
     if running is not None:
         data["log_level"] = running.log_level
     return data
+
+
+def _ordered(link: dict[str, Any]) -> dict[str, Any]:
+    """The session keeps keys sorted; the file reads better with name, driver, transport first."""
+    first = ("name", "driver", "transport")
+    return {**{k: link[k] for k in first if k in link}, **{k: v for k, v in link.items() if k not in first}}
 
 
 def _problems(exc: ConfigError) -> list[str]:

@@ -285,3 +285,43 @@ def test_state_code_checks_are_thread_safe(state_dir: Path) -> None:
         thread.join()
     data = json.loads((state_dir / "setup-code").read_text())
     assert data["failures"] == MAX_CODE_FAILURES - 1
+
+
+# -- "Test this link" -------------------------------------------------------------------------------------------
+
+from tests.test_link_probe import free_port, mitel_records, pms_simulator, send_later  # noqa: E402,F401
+
+
+def test_pbx_test_button_shows_the_records_received_and_keeps_the_form(
+        setup_client: FlaskClient, state_dir: Path) -> None:
+    enter_code(setup_client, state_dir)
+    port = free_port()
+    send_later(port, mitel_records(2))
+    response = post_step(setup_client, "/setup/link/pbx", {
+        "driver": "mitel_mivb", "name": "main", "transport": "tcp-server", "host": "127.0.0.1", "port": str(port),
+        "action": "test"})
+    assert response.status_code == 200
+    assert "Link test: passed" in response.text and "2 call record(s) received" in response.text
+    assert "extension 101" in response.text
+    assert f'value="{port}"' in response.text  # the form keeps what was typed
+    # A test saves nothing: the PMS step still needs the PBX step saved.
+    review = setup_client.get("/setup/finish").text
+    assert "No PBX link yet" in review and "mitel_mivb" not in review
+
+
+def test_pms_test_button_shows_the_fias_handshake(setup_client: FlaskClient, state_dir: Path,
+                                                  pms_simulator: int) -> None:
+    enter_code(setup_client, state_dir)
+    response = post_step(setup_client, "/setup/link/pms", {
+        "driver": "fias", "name": "opera", "transport": "tcp-client", "host": "127.0.0.1",
+        "port": str(pms_simulator), "action": "test"})
+    assert response.status_code == 200
+    assert "handshake complete" in response.text
+    assert "&lt;STX&gt;LR|RIPS|" in response.text and "&lt;STX&gt;LA|" in response.text
+
+
+def test_test_button_without_a_driver_says_so(setup_client: FlaskClient, state_dir: Path) -> None:
+    enter_code(setup_client, state_dir)
+    response = post_step(setup_client, "/setup/link/pms", {"driver": "", "name": "opera", "transport": "tcp-client",
+                                                           "action": "test"})
+    assert response.status_code == 400 and "Choose a driver to test." in response.text
