@@ -2,7 +2,9 @@
 
 Is the configuration valid, is the database at this version's schema, is the daemon running, what does
 each link look like (the ``link_status`` table the daemon keeps), when did the last record arrive, how
-many postings are in which state and how many wait, how much disk is free, when was the last backup.
+many postings are in which state and how many wait, how much disk is free, when was the last backup,
+and whether the first-boot setup is still open, with its one-time setup code (``appliance.firstboot``):
+the console is where the installer reads it.
 Exit status 0 when the configuration and the database are fine, 1 otherwise. ``--json`` for scripts.
 """
 
@@ -26,12 +28,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--database-url", help="look at this database instead of the configuration's")
     parser.add_argument("--backups", default="/var/lib/appliance/backups", metavar="DIR",
                         help="where the nightly backups are (default /var/lib/appliance/backups)")
+    parser.add_argument("--state-dir", default="/var/lib/appliance", metavar="DIR",
+                        help="the first-boot setup state (default /var/lib/appliance)")
     parser.add_argument("--json", action="store_true", help="print the facts as JSON")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    facts = gather(Path(args.config), args.database_url, Path(args.backups))
+    facts = gather(Path(args.config), args.database_url, Path(args.backups), state_dir=Path(args.state_dir))
     if args.json:
         print(json.dumps(facts, indent=2, default=str))
     else:
@@ -40,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def gather(config_path: Path, database_url: str | None, backups: Path,
-           now: datetime | None = None) -> dict[str, Any]:
+           now: datetime | None = None, *, state_dir: Path | None = None) -> dict[str, Any]:
     """Everything ``status`` shows, as plain data (times as aware datetimes)."""
     from appliance.backup import configured_database_url
     from appliance.config import load_config
@@ -58,6 +62,8 @@ def gather(config_path: Path, database_url: str | None, backups: Path,
     facts["database"] = _database(url, now)
     facts["disk"] = _disk(url)
     facts["backups"] = _backups(backups)
+    if state_dir is not None and state_dir.is_dir():
+        facts["setup"] = _setup(state_dir)
     facts["ok"] = bool(facts["config"]["ok"] and facts["database"].get("current"))
     return facts
 
@@ -104,6 +110,20 @@ def _database(url: str, now: datetime) -> dict[str, Any]:
     finally:
         engine.dispose()
     return out
+
+
+def _setup(folder: Path) -> dict[str, Any]:
+    from appliance.firstboot import SetupState, format_code
+
+    state = SetupState(folder)
+    if state.completed():
+        done = state.completion() or {}
+        return {"complete": True, "completed_at": done.get("completed_at"), "admin": done.get("admin")}
+    try:
+        code = state.current_code()
+    except OSError:  # not readable by this user: root or the appliance user can read it
+        code = None
+    return {"complete": False, "code": format_code(code) if code else None}
 
 
 def _disk(url: str) -> dict[str, Any]:
@@ -175,6 +195,12 @@ def render(facts: dict[str, Any]) -> str:
         lines.append(f"postings       {states}")
         lines.append(f"queue          {db['queue']} posting(s) waiting to be sent; "
                      f"{db['unprocessed_journal']} record(s) not yet processed")
+    setup = facts.get("setup")
+    if setup is not None and setup["complete"]:
+        lines.append(f"first boot     setup complete {setup['completed_at'] or ''} (admin {setup['admin'] or '?'})")
+    elif setup is not None:
+        code = setup["code"] or "(run as root to see it)"
+        lines.append(f"first boot     SETUP OPEN: browse to the web admin and type the setup code {code}")
     disk = facts["disk"]
     percent = 100 * disk["free"] / disk["total"] if disk["total"] else 0
     lines.append(f"disk free      {disk['free'] / 2**30:.1f} GiB of {disk['total'] / 2**30:.1f} GiB "
