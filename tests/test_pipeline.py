@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from appliance.db.models import Call, JournalEntry, Posting, PostingEvent, QuarantinedLine, Stay
+from appliance.db.models import Alert, Call, JournalEntry, Posting, PostingEvent, QuarantinedLine, Stay
 from appliance.db.session import make_engine, make_sessionmaker
 from appliance.events import GuestChanged, GuestCheckedIn, GuestCheckedOut
 from appliance.occupancy import apply_guest_event, stay_at
@@ -137,6 +137,66 @@ def test_guest_events_are_idempotent_and_sharers_kept(env) -> None:
         apply_guest_event(session, GuestCheckedOut(room="101", guest_id="G2"), T0 + timedelta(hours=1))
     with sessions() as session:
         assert [s.guest_id for s in session.scalars(select(Stay).where(Stay.checked_out_at.is_(None)))] == ["G1"]
+
+
+# A tariff with an international rate only: a local call finds no rate and no default (issue 3).
+BROKEN_TARIFF = {"classes": {"international": {"per_minute": "1.20"}}}
+NO_RATE = "no rate for local calls and plan main version base has no default rate"
+
+
+@pytest.fixture
+def broken(migrated_url: str):
+    engine = make_engine(migrated_url)
+    sessions = make_sessionmaker(engine)
+    yield sessions, Pipeline(make_config(migrated_url, tariff=BROKEN_TARIFF), sessions, {"pbx": CSV_SPEC})
+    engine.dispose()
+
+
+def test_unrated_chargeable_call_is_held_as_a_failed_posting_of_zero(broken) -> None:
+    sessions, pipeline = broken
+    check_in(sessions, "101", "G1", T0 - timedelta(days=1))
+    result = pipeline.ingest("pbx", [line(T0, 125, "101", "912125551234"),
+                                     line(T0, 60, "101", "9011442071234567")], T0)
+    assert (result.calls, result.postings) == (2, 2)
+    with sessions() as session:
+        unrated, rated = session.scalars(select(Call).order_by(Call.id)).all()
+        held = session.scalars(select(Posting).where(Posting.call_id == unrated.id)).one()
+        history = session.scalars(select(PostingEvent).where(PostingEvent.posting_id == held.id)).all()
+        alert = session.scalars(select(Alert)).one()
+        open_state = session.scalar(select(Posting.state).where(Posting.call_id == rated.id))
+    assert (unrated.disposition, unrated.amount, unrated.reason) == ("charge", Decimal("0"), f"not rated: {NO_RATE}")
+    assert unrated.rating["rule"] == "not rated" and unrated.room == "101" and unrated.stay_id is not None
+    assert (held.state, held.amount, held.reason, held.room) == ("failed", Decimal("0"), f"not rated: {NO_RATE}",
+                                                                  "101")
+    assert [(h.from_state, h.to_state, h.cause) for h in history] == [("", "failed", f"not rated: {NO_RATE}")]
+    assert (alert.rule, alert.call_id, alert.subject) == ("unrated_call", unrated.id, "101")
+    # The international call in the same batch is rated and queued as usual.
+    assert (rated.disposition, open_state) == ("charge", "open")
+
+
+def test_held_unrated_posting_is_never_sent(broken) -> None:
+    sessions, pipeline = broken
+    check_in(sessions, "101", "G1", T0 - timedelta(days=1))
+    pipeline.ingest("pbx", [line(T0, 125, "101", "912125551234")], T0)
+    outbox = Outbox(sessions, "pms")
+    assert outbox.claim_next(T0 + timedelta(hours=1)) is None
+    with sessions() as session:
+        assert session.scalar(select(Posting.sequence)) is None and session.scalar(select(Posting.sent_at)) is None
+
+
+def test_unrated_call_that_would_not_be_charged_anyway_is_excluded_with_the_alert(broken) -> None:
+    sessions, pipeline = broken
+    pipeline.ingest("pbx", [line(T0, 125, "102", "912125551234"), line(T0, 61, "150", "912125551234")], T0)
+    with sessions() as session:
+        calls = session.scalars(select(Call).order_by(Call.id)).all()
+        alerts = session.scalars(select(Alert.call_id).order_by(Alert.id)).all()
+    assert [(c.disposition, c.reason) for c in calls] == [
+        ("excluded", "room 102 was vacant at the time of the call"),
+        ("excluded", "extension category lobby is not charged"),
+    ]
+    assert count(sessions, Posting) == 0
+    # Neither is charged, but the tariff still has a hole: each raises its alert.
+    assert alerts == [calls[0].id, calls[1].id]
 
 
 def _one_posting(env) -> tuple[Outbox, object]:
