@@ -232,6 +232,8 @@ def test_fias_handshake_against_the_pms_simulator(pms_simulator: int) -> None:
     received = " ".join(line.text for line in result.lines if line.direction == "in")
     assert "<STX>LD|" in sent and "<STX>LR|RIPS|" in sent and "<STX>LA|" in sent
     assert "<STX>LA|" in received  # the PMS's LA makes the link alive (FIAS §2)
+    assert ("out", "link alive") in [(line.direction, line.detail) for line in result.lines
+                                      if line.text.startswith("<STX>LA|")]
 
 
 def test_fias_peer_that_never_answers_times_out() -> None:
@@ -255,3 +257,20 @@ def test_fias_nothing_listening() -> None:
 
 def test_show_bytes_names_control_characters() -> None:
     assert show_bytes(b"\x02LS|\x03\x06\xff ok\r\n") == "<STX>LS|<ETX><ACK><FF> ok<CR><LF>"
+
+
+def test_show_frames_cuts_after_each_record_keeping_the_lrc() -> None:
+    from appliance.net.link_probe import show_frames
+
+    assert show_frames(b"\x02LS|\x03\x02LA|\x03") == ["<STX>LS|<ETX>", "<STX>LA|<ETX>"]
+    # Serial FIAS: an LRC byte follows each ETX, then the peer's ACK.
+    assert show_frames(b"\x02LS|\x03\x41\x06\x02LA|\x03\x42") == ["<STX>LS|<ETX>A", "<ACK>", "<STX>LA|<ETX>B"]
+    assert show_frames(b"partial") == ["partial"]
+
+
+def test_fias_frames_are_named() -> None:
+    from appliance.net.link_probe import fias_meaning
+
+    assert fias_meaning("<STX>LA|DA261122|<ETX>") == "link alive"
+    assert fias_meaning("<STX>LR|RIPS|FLRN|<ETX>").startswith("link record")
+    assert fias_meaning("<ACK>") == "" and fias_meaning("LS without STX") == ""

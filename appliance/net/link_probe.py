@@ -75,6 +75,39 @@ def show_bytes(data: bytes) -> str:
     return "".join(out)
 
 
+# FIAS record types (Spec 2.20.23; fias.md §2-§4), to say what each frame of the handshake is.
+FIAS_RECORDS = {
+    "LS": "link start", "LD": "link description (date, time, version, interface family)",
+    "LR": "link record: a record type and the fields this side uses", "LA": "link alive",
+    "LE": "link end", "PS": "posting", "PA": "posting answer", "DR": "database resync request",
+    "DS": "database resync start", "DE": "database resync end", "GI": "guest check-in",
+    "GO": "guest check-out", "GC": "guest data change", "NS": "night audit start", "NE": "night audit end",
+}
+
+
+def fias_meaning(frame: str) -> str:
+    body = frame.removeprefix("<STX>")
+    return FIAS_RECORDS.get(body[:2], "") if body != frame else ""
+
+
+def show_frames(data: bytes) -> list[str]:
+    """``show_bytes`` of each frame: a chunk is cut after every ETX (with its LRC byte on serial links,
+    which ``show_bytes`` shows after the ETX) and after every lone ACK/NAK, so each record reads alone."""
+    frames: list[str] = []
+    start = 0
+    for index, byte in enumerate(data):
+        if byte == 0x03 or (byte in (0x06, 0x15) and index == start):
+            end = index + 1
+            if byte == 0x03 and end < len(data) and data[end] not in (0x02, 0x06, 0x15):
+                end += 1  # the LRC after ETX
+            if end > start:
+                frames.append(show_bytes(data[start:end]))
+            start = end
+    if start < len(data):
+        frames.append(show_bytes(data[start:]))
+    return frames
+
+
 # -- transports ---------------------------------------------------------------------------------------------
 
 class _SocketChannel:
@@ -287,6 +320,7 @@ def probe_pms(link: LinkConfig, spec: DriverSpec, options: Any, *, tz: ZoneInfo,
         result.summary = str(exc)
         return result
     driver_link = spec.make_link(options, tz=tz)
+    meaning = fias_meaning if spec.name == "fias" else (lambda frame: "")
     ready = False
     down = ""
 
@@ -294,7 +328,7 @@ def probe_pms(link: LinkConfig, spec: DriverSpec, options: Any, *, tz: ZoneInfo,
         nonlocal ready, down
         out = driver_link.data_to_send()
         if out:
-            result.lines.append(ProbeLine("out", show_bytes(out)))
+            result.lines += [ProbeLine("out", frame, meaning(frame)) for frame in show_frames(out)]
             channel.send(out)
         for event in events:
             if isinstance(event, LinkReady):
@@ -326,7 +360,7 @@ def probe_pms(link: LinkConfig, spec: DriverSpec, options: Any, *, tz: ZoneInfo,
             if data == b"":
                 closed = True
                 break
-            result.lines.append(ProbeLine("in", show_bytes(data)))
+            result.lines += [ProbeLine("in", frame, meaning(frame)) for frame in show_frames(data)]
             handle(driver_link.receive_data(data, time.time()))
     except OSError as exc:
         down = down or f"connection error: {exc.strerror or exc}"
