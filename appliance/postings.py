@@ -7,7 +7,11 @@ Pure: callers pass ``now`` and persist what these functions decide. The rules th
 - ``RY``/``NA``/``BY`` and "link down before sending" are safe to repeat: ``retry`` with backoff;
 - a sent posting without an answer is ``failed`` with a reason telling IT to check the folio first; it is
   never re-sent automatically, because the PMS may have booked it (fias.md §8.1);
-- every other answer code is ``failed`` and keeps the PMS's text.
+- every other answer code is ``failed`` and keeps the PMS's text;
+- an answer that comes after its timeout (``on_late_answer``) still counts, matched by its P# alone: it
+  may only change a posting that failed for want of an answer and still carries that P# (so not one an
+  admin re-posted, marked posted or wrote off since); a late OK makes it ``ok``, a late refusal keeps it
+  ``failed`` with the PMS's reason. Any other posting only gets a history line.
 """
 
 from __future__ import annotations
@@ -86,6 +90,47 @@ def on_answer(code: str, text: str, attempts: int, now: datetime) -> Decision:
     if code in RETRY_CODES:
         return retry_later(detail, attempts, now)
     return Decision(state=State.FAILED, reason=f"PMS refused it, {detail}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LateDecision:
+    """What a late answer does: ``state`` is None when the posting must not change (history line only)."""
+
+    state: State | None
+    reason: str
+
+
+def on_late_answer(current: str, current_reason: str, code: str, text: str, seconds: float,
+                   sequence: int) -> LateDecision:
+    """An answer for P# ``sequence`` that arrived ``seconds`` after the PS, when the posting was no longer
+    awaiting it (fias.md §8.1: the PMS may well have booked it; P# is the only correlation key)."""
+    code = code.upper()
+    meaning = ANSWER_TEXT.get(code, f"answer code {code}")
+    detail = f"{code}: {meaning}" + (f" ({text})" if text else "")
+    after = f"after {seconds:.0f} s"
+    if current == State.FAILED and current_reason.startswith(NO_ANSWER_REASON):
+        if code == "OK":
+            return LateDecision(state=State.OK, reason=f"late answer from the PMS: OK ({after})")
+        if code in RETRY_CODES:
+            return LateDecision(state=State.FAILED, reason=f"late answer from the PMS: {detail} ({after}); "
+                                                           "the PMS did not book it: safe to re-post")
+        return LateDecision(state=State.FAILED, reason=f"late answer from the PMS: PMS refused it, {detail} "
+                                                       f"({after})")
+    why = {
+        State.OPEN: "it was re-posted since",
+        State.RETRY: "it is queued to be sent again",
+        State.OK: "it is already posted",
+        State.REFUNDED: "it is already posted (and refunded)",
+        State.EXCLUDED: "it was written off",
+        State.FAILED: "it failed for another reason",
+    }[State(current)]
+    warn = ""
+    if code == "OK" and current in (State.OPEN, State.RETRY, State.EXCLUDED):
+        warn = ": the PMS booked it, check the folio"
+    elif code != "OK" and current in (State.OK, State.REFUNDED):
+        warn = ": the PMS says it is not booked, check the folio"
+    return LateDecision(state=None, reason=f"answer from the PMS for P# {sequence} after it was no longer "
+                                           f"awaited: {detail} ({after}); not applied, {why}{warn}")
 
 
 def on_no_answer(detail: str) -> Decision:

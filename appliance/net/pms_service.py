@@ -1,8 +1,11 @@
 """The PMS link in the daemon: one posting in flight, answers recorded, guests tracked.
 
-The outbox (``appliance.outbox``) decides and persists; this service only sequences: when the link is
-ready and nothing is in flight it claims the next posting on the database thread (the claim commits the
-P# before any byte is written), sends it, and waits for ``PostingAnswered`` or ``PostingUnanswered``.
+The outbox (``appliance.outbox``) decides and persists; this service only sequences, one PS in flight
+(FIAS 2.20.23 p.85). It claims postings a small window ahead on the database thread (each claim commits
+the P# before any byte is written), writes the next PS as soon as the last one is answered, and commits
+answers and timeouts in batches, never letting more than ``PIPELINE_DEPTH`` sent postings wait for their
+outcome's commit (the bound ``Outbox.recover_in_flight`` relies on). Claimed postings not written when the
+link goes down, a night audit or a resync starts, or the daemon stops are given back to the queue.
 Guest records update the occupancy history. Due retries are picked up by a periodic wake-up, which also:
 
 - reads ``PmsCounter.resync_wanted`` (set by ``appliance pms resync``) and, when the link is idle,
@@ -18,6 +21,7 @@ the transport changes them (``for_transport``: FIAS LRC and ACK/NAK on serial) a
 
 from __future__ import annotations
 
+from collections import deque
 from datetime import datetime, timezone, tzinfo
 from typing import Any
 
@@ -39,10 +43,11 @@ from appliance.events import (
 from appliance.net.adapter import LinkFactory, LinkProtocol
 from appliance.net.dbthread import DatabaseThread
 from appliance.net.transports import make_transport_service
-from appliance.outbox import Outbox
+from appliance.outbox import PIPELINE_DEPTH, Answer, Outbox, Outcome, Settled, Unanswered
 
 GUEST_EVENTS = (GuestCheckedIn, GuestCheckedOut, GuestChanged)
 WAKE_INTERVAL = 5.0
+WINDOW = 16  # postings claimed ahead in one commit while a queue drains (more costs memory, not safety)
 
 
 def _utc(clock: Any) -> datetime:
@@ -68,7 +73,6 @@ class PmsLinkService(MultiService):
         self._clock = reactor
         self.protocol: LinkProtocol | None = None
         self.in_flight: int | None = None
-        self._claiming = False
         self._night_audit = False
         self._resync_seen: set[tuple[str, str]] | None = None
         self._resync_pending = False  # a resync is wanted; DR goes out when the link is idle
@@ -89,6 +93,15 @@ class PmsLinkService(MultiService):
         make_transport_service(link, factory, reactor, tls=tls).setServiceParent(self)
         self.sent = 0
         self.answered = 0
+        self._window: deque[PostCharge] = deque()  # claimed (committed), not yet written, in P# order
+        self._unsettled: deque[int] = deque()  # written, outcome not yet committed, in send order
+        self._done: set[int] = set()  # committed outcomes not yet at the front of _unsettled
+        self._sent_at: dict[int, datetime] = {}
+        self._pending: list[Answer | Unanswered] = []  # outcomes for the next commit, in arrival order
+        self._release: list[int] = []  # claimed postings to give back unsent
+        self._release_reason = ""
+        self._flushing = False
+        self._maybe_due = True
 
     def startService(self) -> None:  # noqa: N802
         # Postings sent before a crash have unknown delivery: fail them before anything is sent.
@@ -108,80 +121,126 @@ class PmsLinkService(MultiService):
     def stopService(self) -> Any:  # noqa: N802
         if self._wake_loop.running:
             self._wake_loop.stop()
+        # Postings claimed but not written go back to the queue (the database thread stops after us and
+        # runs what was queued before it stops); otherwise the next start would have to fail some of them.
+        self._give_back_window("the appliance stopped first")
+        self._flush()
         return super().stopService()
 
     def _connected(self, protocol: LinkProtocol) -> None:
         self.protocol = protocol
 
     # ------------------------------------------------------------ posting flow
+    #
+    # Postings are claimed a window ahead (``_window``, committed before any is written) and outcomes are
+    # committed in batches (``_pending`` -> ``Outbox.settle``), so a PA is followed by the next PS without
+    # a trip to the database. The write-ahead bound that makes recovery exact (appliance.outbox): a PS is
+    # written only while fewer than ``PIPELINE_DEPTH`` sent postings lack a committed outcome
+    # (``_unsettled``, in send order).
 
     def wake(self) -> None:
-        """Send the next due posting if the link can take it (or the resync it waits for)."""
+        """Something may be due (a new posting, a retry, a tick): claim and send if the link can take it."""
+        self._maybe_due = True
+        self._pump()
+
+    def _pump(self) -> None:
         protocol = self.protocol
-        if (protocol is None or self._claiming or self.in_flight is not None or self._resync_checking
-                or self._resync_seen is not None or not link_ready(protocol.link)):
-            return
-        if self._resync_pending:
-            self._send_resync(protocol)
-            return
-        if self._night_audit:
-            return
-        self._claiming = True
-        job = self._db.run(self._outbox.claim_next, _utc(self._clock))
-        job.addCallback(self._send_claimed, protocol)
-        job.addErrback(self._db_failed)
-        job.addBoth(self._claim_done)
+        if protocol is not None and not self._resync_checking and self._resync_seen is None:
+            if self._resync_pending or self._night_audit:
+                self._give_back_window("night audit" if self._night_audit else "a resync was requested")
+                if self._resync_pending and self.in_flight is None and link_ready(protocol.link):
+                    self._send_resync(protocol)
+            elif (self._window and self.in_flight is None and len(self._unsettled) < PIPELINE_DEPTH
+                    and link_ready(protocol.link) and protocol.connected):
+                self._send(protocol, self._window.popleft())
+        self._flush()
 
-    def _claim_done(self, passthrough: Any) -> Any:
-        self._claiming = False
-        return passthrough
-
-    def _send_claimed(self, command: PostCharge | None, protocol: LinkProtocol) -> None:
-        if command is None:
-            return
-        if (protocol is not self.protocol or not link_ready(protocol.link) or not protocol.connected
-                or self.in_flight is not None or self._night_audit or self._resync_pending
-                or self._resync_seen is not None):
-            # Nothing was written: give it back to the queue rather than leave it "sent".
-            self._db.run(self._outbox.unclaim, command.sequence, _utc(self._clock)).addErrback(self._db_failed)
-            return
+    def _send(self, protocol: LinkProtocol, command: PostCharge) -> None:
+        now = _utc(self._clock)
         self.in_flight = command.sequence
+        self._unsettled.append(command.sequence)
+        self._sent_at[command.sequence] = now
         self.sent += 1
         self.log.info("PMS link {link}: posting P#{sequence} to room {room}, {amount} minor units",
                       link=self.link.name, sequence=command.sequence, room=command.room,
                       amount=command.amount_minor)
         protocol.send(command)
 
-    def _can_claim_after(self, protocol: LinkProtocol, sequence: int) -> bool:
-        return (not self._claiming and self.in_flight == sequence and not self._night_audit
+    def _can_take_postings(self) -> bool:
+        """The link is up (or busy with a posting): worth claiming a window for it."""
+        protocol = self.protocol
+        return (protocol is not None and bool(protocol.connected) and not self._night_audit
                 and not self._resync_pending and not self._resync_checking and self._resync_seen is None
-                and link_ready(protocol.link))
+                and (self.in_flight is not None or link_ready(protocol.link)))
 
-    def _answer_and_claim(self, event: PostingAnswered, now: datetime, claim: bool) -> tuple[Any, Any]:
-        raw = event.raw.decode("latin-1")
-        if claim:
-            return self._outbox.answer_and_claim(event.sequence, event.status, event.text, raw, now)
-        return self._outbox.record_answer(event.sequence, event.status, event.text, raw, now), None
+    def _give_back_window(self, why: str) -> None:
+        if self._window:
+            self._release += [command.sequence for command in self._window]
+            self._release_reason = why
+            self._window.clear()
 
-    def _answered_and_claimed(self, result: tuple[Any, Any], sequence: int, protocol: LinkProtocol,
-                              claimed: bool) -> None:
-        posting, command = result
-        if claimed:
-            self._claiming = False
-        if self.in_flight == sequence:
-            self.in_flight = None
-        if command is not None:
-            self._send_claimed(command, protocol)
-        self._answered(posting, sequence)
+    def _flush(self) -> None:
+        """Commit what is pending (answers, timeouts, give-backs) and top up the window, in one commit."""
+        if self._flushing:
+            return
+        claim = 0
+        if self._maybe_due and len(self._window) <= WINDOW // 2 and self._can_take_postings():
+            claim = WINDOW - len(self._window)
+        if not (self._pending or self._release or claim):
+            return
+        items, self._pending = self._pending, []
+        release, self._release = self._release, []
+        self._flushing = True
+        job = self._db.run(self._outbox.settle, _utc(self._clock), items=items, release=release,
+                           release_reason=self._release_reason, claim=claim)
+        job.addCallbacks(self._settled, self._settle_failed, callbackArgs=(claim,),
+                         errbackArgs=(items, release))
+        job.addBoth(self._flushed)
 
-    def _answered(self, posting: Any, sequence: int) -> None:
-        if self.in_flight == sequence:
-            self.in_flight = None
-        if posting is not None:
+    def _settled(self, result: Settled, claimed: int) -> None:
+        if claimed and len(result.commands) < claimed:
+            self._maybe_due = False  # the queue is empty until the next wake
+        if result.released:
+            self._maybe_due = True  # given back: due again
+        for outcome in result.outcomes:
+            self._settle(outcome)
+        if result.commands:
+            protocol = self.protocol
+            if (protocol is not None and protocol.connected and not self._night_audit
+                    and not self._resync_pending and self._resync_seen is None):
+                self._window.extend(result.commands)
+            else:  # the link went away while claiming: nothing was written, queue them again
+                self._release += [command.sequence for command in result.commands]
+                self._release_reason = "the link went down first"
+
+    def _settle(self, outcome: Outcome) -> None:
+        self._done.add(outcome.sequence)
+        while self._unsettled and self._unsettled[0] in self._done:
+            self._done.discard(self._unsettled.popleft())
+        self._sent_at.pop(outcome.sequence, None)
+        if outcome.posting_id is None:
+            if outcome.late:
+                self.log.warn("PMS link {link}: answer for P#{sequence} matches no posting sent with it",
+                              link=self.link.name, sequence=outcome.sequence)
+            return
+        if outcome.late:
+            self.log.warn("PMS link {link}: P#{sequence}: {reason}", link=self.link.name,
+                          sequence=outcome.sequence, reason=outcome.reason)
+        if outcome.changed:
             self.answered += 1
             self.log.info("PMS link {link}: P#{sequence} is {state} ({reason})", link=self.link.name,
-                          sequence=sequence, state=posting.state, reason=posting.reason)
-        self.wake()
+                          sequence=outcome.sequence, state=outcome.state, reason=outcome.reason)
+
+    def _settle_failed(self, failure: Any, items: list[Any], release: list[int]) -> None:
+        """The commit failed: keep what it carried for the next try (the tick retries it)."""
+        self._db_failed(failure)
+        self._pending[:0] = items
+        self._release[:0] = release
+
+    def _flushed(self, passthrough: Any) -> None:
+        self._flushing = False
+        if self._pending or self._release or self._window or self._maybe_due:
+            self._pump()
 
     # ------------------------------------------------------------ events from the link
 
@@ -194,18 +253,19 @@ class PmsLinkService(MultiService):
     def _dispatch(self, protocol: LinkProtocol, event: Event, now: datetime) -> None:
         run = self._db.run
         if isinstance(event, PostingAnswered):
-            # The answer and the next claim share one trip to the database thread (throughput: a
-            # restored link drains its queue at hundreds of postings a second); the claim is given
-            # back if the link cannot take it when it returns.
-            claim = self._can_claim_after(protocol, event.sequence)
-            self._claiming = self._claiming or claim
-            run(self._answer_and_claim, event, now, claim).addCallback(
-                self._answered_and_claimed, event.sequence, protocol, claim).addErrback(self._db_failed)
+            # Its outcome is committed with the next batch; the next PS goes at once if the bound allows.
+            if self.in_flight == event.sequence:
+                self.in_flight = None
+            self._pending.append(Answer(event.sequence, event.status, event.text, event.raw.decode("latin-1"),
+                                        now, self._sent_at.get(event.sequence)))
+            self._pump()
         elif isinstance(event, PostingUnanswered):
             self.log.warn("PMS link {link}: P#{sequence} unanswered: {reason}", link=self.link.name,
                           sequence=event.sequence, reason=event.reason)
-            run(self._outbox.record_unanswered, event.sequence, event.reason, now) \
-                .addCallback(self._answered, event.sequence).addErrback(self._db_failed)
+            if self.in_flight == event.sequence:
+                self.in_flight = None
+            self._pending.append(Unanswered(event.sequence, event.reason, now))
+            self._pump()
         elif isinstance(event, GUEST_EVENTS):
             if self._resync_seen is not None and hasattr(event, "guest_id"):
                 self._resync_seen.add((event.room, event.guest_id))
@@ -223,20 +283,25 @@ class PmsLinkService(MultiService):
             self._status("down", event.reason, now)
             self._resync_seen = None
             self._night_audit = False  # the next connection finds out afresh
+            self._give_back_window("the link went down first")
             if not protocol.connected:
                 self.protocol = None
                 if self.in_flight is not None:  # the link should have said so; make sure the DB does
-                    run(self._outbox.record_unanswered, self.in_flight, "link dropped while awaiting the answer",
-                        now).addCallback(self._answered, self.in_flight).addErrback(self._db_failed)
+                    self._pending.append(Unanswered(self.in_flight, "link dropped while awaiting the answer", now))
+                    self.in_flight = None
+            self._flush()
         elif isinstance(event, NightAuditStarted):
             self._night_audit = True
             self.log.info("PMS link {link}: night audit started, postings held", link=self.link.name)
+            self._pump()  # gives the claimed window back
         elif isinstance(event, NightAuditEnded):
             self._night_audit = False
             run(self._outbox.release_night_audit, now).addCallback(lambda _: self.wake()).addErrback(
                 self._db_failed)
         elif isinstance(event, ResyncStarted):
             self._resync_seen = set()
+            self._give_back_window("the PMS started a resync")
+            self._flush()
         elif isinstance(event, ResyncEnded):
             seen, self._resync_seen = self._resync_seen or set(), None
             run(self._finish_resync, seen, now).addErrback(self._db_failed)
