@@ -12,6 +12,14 @@ the command line and tests share one set of money rules:
   PMS has it after all, booked by hand), ``write_off`` (``failed -> excluded``); ``resolve_failed`` does one
   of them to many postings.
 
+A call the tariff could not price is held by the pipeline as ``charge`` with a ``failed`` posting of 0
+("not rated: ...", issue 3; ``appliance.rerate.held_unrated``). Re-posting it first re-rates the call with
+the tariff in force at the call's time (``appliance.rerate``, so it needs the configuration: ``config=``):
+if it now rates chargeable, the call takes the rating, the posting its amount, and the one history line of
+``failed -> open`` says so; if it still cannot be rated (or is not chargeable) the re-post is refused with
+the reason and nothing changes. It was never sent, so it cannot be marked as posted; a write-off works as
+for any failed posting.
+
 Every change goes through ``appliance.outbox.change_state`` (so the history explains every state) and is
 written to the audit log in the same transaction. Nothing here commits: the caller commits the change and
 its audit entry together, or rolls both back. A request the rules refuse raises ``ActionError`` (a
@@ -34,11 +42,13 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import func, select, union, update
 from sqlalchemy.orm import Session
 
+from appliance.config import ApplianceConfig
 from appliance.db.models import Call, Extension, Posting, Stay
 from appliance.occupancy import stay_at
 from appliance.outbox import change_state
 from appliance.pipeline import add_posting
 from appliance.postings import IllegalTransition
+from appliance.rerate import Rerater, held_unrated, rating_words, reopen_held
 from appliance import audit
 
 REFUND_DESTINATION = "REF0"
@@ -251,9 +261,11 @@ def _check_destination(destination: str) -> str:
 
 # -- failed postings ---------------------------------------------------------------------------------
 
-def repost(session: Session, posting_id: int, *, note: str, actor: str, now: datetime) -> Posting:
-    """Queue a failed posting again; the daemon sends it with a new P#. Attempts are kept."""
-    return _resolve(session, "repost", posting_id, note, actor, now)
+def repost(session: Session, posting_id: int, *, note: str, actor: str, now: datetime,
+           config: ApplianceConfig | None = None) -> Posting:
+    """Queue a failed posting again; the daemon sends it with a new P#. Attempts are kept. A posting held
+    because its call was not rated is re-rated first, with ``config``'s tariff (module docstring)."""
+    return _resolve(session, "repost", posting_id, note, actor, now, _Tariff(config))
 
 
 def mark_posted(session: Session, posting_id: int, *, note: str, actor: str, now: datetime) -> Posting:
@@ -267,18 +279,20 @@ def write_off(session: Session, posting_id: int, *, note: str, actor: str, now: 
 
 
 def resolve_failed(session: Session, action: str, posting_ids: list[int], *, note: str, actor: str,
-                   now: datetime) -> BulkResult:
+                   now: datetime, config: ApplianceConfig | None = None) -> BulkResult:
     """Do ``action`` (a key of ``FAILED_ACTIONS``) to each posting; ones the rules refuse are reported and
-    left alone, the others are changed (the caller commits them)."""
+    left alone, the others are changed (the caller commits them). ``config`` prices held unrated calls
+    on re-post."""
     if action not in FAILED_ACTIONS:
         raise ActionError(f"Unknown action {action!r}.")
     note = check_text(note, "note")
     if not posting_ids:
         raise ActionError("Select at least one posting.")
     result = BulkResult()
+    tariff = _Tariff(config)  # built once for the batch, and only if a held posting needs it
     for posting_id in dict.fromkeys(posting_ids):  # once each, in the order given
         try:
-            _resolve(session, action, posting_id, note, actor, now)
+            _resolve(session, action, posting_id, note, actor, now, tariff)
         except ActionError as exc:
             result.refused.append((posting_id, str(exc)))
         else:
@@ -286,7 +300,26 @@ def resolve_failed(session: Session, action: str, posting_ids: list[int], *, not
     return result
 
 
-def _resolve(session: Session, action: str, posting_id: int, note: str, actor: str, now: datetime) -> Posting:
+class _Tariff:
+    """The re-rating machinery for held postings, built from the configuration at first use."""
+
+    def __init__(self, config: ApplianceConfig | None) -> None:
+        self.config = config
+        self._rerater: Rerater | None = None
+
+    def rerater(self, posting: Posting, call: Call) -> Rerater:
+        if self.config is None:
+            raise ActionError(f"Posting {posting.id} was held because call {call.id} could not be rated "
+                              f"({posting.reason}); re-posting re-rates it, which needs the tariff, and this "
+                              "request did not have the configuration. Run `appliance rerate` for the day "
+                              "of the call once the tariff is fixed, or write the posting off.")
+        if self._rerater is None:
+            self._rerater = Rerater(self.config)
+        return self._rerater
+
+
+def _resolve(session: Session, action: str, posting_id: int, note: str, actor: str, now: datetime,
+             tariff: _Tariff | None = None) -> Posting:
     new_state, audit_action, words = FAILED_ACTIONS[action]
     note = check_text(note, "note")
     if session.get(Posting, posting_id) is None:
@@ -297,6 +330,17 @@ def _resolve(session: Session, action: str, posting_id: int, note: str, actor: s
                           "someone dealt with it already.")
     before = {"state": posting.state, "attempts": posting.attempts, "answer": posting.answer_code,
               "reason": posting.reason}
+    call = session.get(Call, posting.call_id) if posting.call_id is not None else None
+    held = held_unrated(call, posting)
+    if held and action == "mark_posted":
+        raise ActionError(f"Posting {posting_id} was never sent to the PMS: call {posting.call_id} could not "
+                          f"be rated ({posting.reason}). Re-post it once the tariff is fixed (it is re-rated "
+                          "first), or write it off.")
+    if held and action == "repost":
+        assert call is not None
+        _repost_held(session, (tariff or _Tariff(None)).rerater(posting, call), call, posting, note, actor,
+                     now, before)
+        return posting
     try:
         change_state(session, posting, new_state, f"{words} by {actor}: {note}", now, actor=actor)
     except IllegalTransition as exc:  # the checks above make this unreachable; keep the promise anyway
@@ -311,6 +355,32 @@ def _resolve(session: Session, action: str, posting_id: int, note: str, actor: s
                  detail=note, at=now)
     log.info("posting %d %s by %s", posting_id, words, actor)
     return posting
+
+
+def _repost_held(session: Session, rerater: Rerater, call: Call, posting: Posting, note: str, actor: str,
+                 now: datetime, before: dict[str, object]) -> None:
+    """Re-rate a held call with the tariff in force at its time; re-open its posting only if it now has
+    a chargeable price. Nothing is changed before the checks pass."""
+    rating = rerater.rating_of(call)
+    if rating.problem:
+        raise ActionError(f"Posting {posting.id}: call {call.id} still cannot be rated: {rating.problem}. "
+                          "Fix the tariff (`appliance rate` shows how the call is priced), then re-post; "
+                          "or write the posting off.")
+    if not rating.chargeable:
+        raise ActionError(f"Posting {posting.id}: re-rated, call {call.id} is not chargeable "
+                          f"({rating.reason}); there is nothing to post. Write the posting off.")
+    old_amount = posting.amount
+    reopen_held(session, rerater, call, posting, rating, now,
+                f"re-rated with the tariff in force at the call: {rating_words(rating)}; "
+                f"re-posted by {actor}: {note}", actor)
+    posting.note = note
+    audit.record(session, actor, "posting.repost", f"posting:{posting.id}",
+                 before={**before, "amount": money(old_amount)},
+                 after={"state": "open", "room": posting.room, "amount": money(posting.amount),
+                        "rated": rating_words(rating)},
+                 detail=note, at=now)
+    log.info("posting %d of unrated call %d re-rated (%s) and re-posted by %s", posting.id, call.id,
+             money(posting.amount), actor)
 
 
 def _lock(session: Session, posting_id: int) -> Posting:

@@ -17,7 +17,14 @@ extension category and the version in force at its start. Then, by where the cal
   (``open`` -> ``failed`` -> ``excluded``, the write-off path of appliance.postings) (``withdrawn``);
 - ``charge`` and posted (``ok``): with ``correct_posted`` and the guest still in house, the difference
   is posted as a refund or a supplementary charge (``refund`` / ``extra charge``); otherwise reported
-  only (``review``). Postings in flight or failed are reported only: a person decides.
+  only (``review``). Postings in flight or failed are reported only: a person decides;
+- ``charge`` *held as not rated* (issue 3: the pipeline stores a chargeable call the tariff cannot price
+  as ``charge`` with ``rating.rule == "not rated"`` and a ``failed`` posting of 0, reason "not rated: ...";
+  ``held_unrated``): every one is listed. Now rated and chargeable: the call takes the rating and its
+  posting the amount, ``failed -> open`` with a history line (``re-opened``), unless the guest has checked
+  out (amount stored, posting left ``failed`` for a person: ``review``); rated but not chargeable: the
+  posting is withdrawn (``failed -> excluded``, ``withdrawn``); still not rated: nothing changes
+  (``not rated``, with the problem). ``appliance.actions.repost`` uses ``reopen_held`` the same way.
 
 The tariff version is not a column: it is in the breakdown stored in ``Call.rating`` (``plan``,
 ``version``, ``version_from``), with a ``rerated`` entry recording the previous amount and version.
@@ -57,7 +64,7 @@ class Change:
     new_amount: Decimal
     old_disposition: str
     new_disposition: str
-    action: str  # updated | charged | withdrawn | refund | extra charge | review
+    action: str  # updated | charged | withdrawn | refund | extra charge | review | re-opened | not rated
     note: str = ""
     posting_id: int | None = None
     posting_state: str = ""
@@ -113,6 +120,10 @@ def rerate(session: Session, config: ApplianceConfig, *, start: datetime, end: d
         report.considered += 1
         rating = rerater.rating_of(call)
         new_class = rerater.classify(call.dialled).call_class
+        held = _held_posting(session, call, lock=not dry_run)
+        if held is not None:  # listed whatever the outcome: each one waits for the tariff to be fixed
+            report.changes.append(_held(session, rerater, call, held, rating, now, dry_run, actor))
+            continue
         if rating.amount == call.amount and new_class == call.call_class:
             report.unchanged += 1
             continue
@@ -227,6 +238,80 @@ def _charged(session: Session, rerater: Rerater, call: Call, rating: Rating, cha
     _store(call, rating, classification, now)
 
 
+HELD_RULE = "not rated"  # Call.rating["rule"] of a call the tariff could not price
+
+
+def held_unrated(call: Call | None, posting: Posting) -> bool:
+    """A chargeable call the tariff could not price, held by the pipeline: the call is ``charge`` with the
+    rule "not rated", its charge posting ``failed`` (amount 0, reason "not rated: ...")."""
+    return (call is not None and posting.kind == "charge" and posting.state == "failed"
+            and call.disposition == "charge" and (call.rating or {}).get("rule") == HELD_RULE)
+
+
+def _held_posting(session: Session, call: Call, lock: bool) -> Posting | None:
+    if call.disposition != "charge" or (call.rating or {}).get("rule") != HELD_RULE:
+        return None
+    posting = _charge_posting(session, call, lock=lock)
+    return posting if posting is not None and held_unrated(call, posting) else None
+
+
+def rating_words(rating: Rating) -> str:
+    """"plan main version 2026 (in force from ...), 1.16": which tariff priced a call, for history lines."""
+    b = rating.breakdown
+    since = f" (in force from {b['version_from']})" if b.get("version_from") else ""
+    return f"plan {b.get('plan')} version {b.get('version')}{since}, {_m(rating.amount)}"
+
+
+def reopen_held(session: Session, rerater: Rerater, call: Call, posting: Posting, rating: Rating,
+                now: datetime, cause: str, actor: str) -> None:
+    """A held call now rated chargeable: the call takes the rating, the posting its amount, and goes
+    ``failed -> open`` (queued as new: the daemon sends it with a fresh P#)."""
+    _store(call, rating, rerater.classify(call.dialled), now)
+    call.reason = ""
+    posting.amount = rating.amount
+    posting.sent_at = posting.next_attempt_at = None
+    change_state(session, posting, "open", cause, now, actor=actor)
+
+
+def _held(session: Session, rerater: Rerater, call: Call, posting: Posting, rating: Rating, now: datetime,
+          dry_run: bool, actor: str) -> Change:
+    new_class = rerater.classify(call.dialled).call_class
+    change = Change(call_id=call.id, start=call.start, extension=call.extension, room=call.room,
+                    dialled=call.dialled, old_class=call.call_class, new_class=new_class,
+                    old_amount=call.amount, new_amount=rating.amount, old_disposition=call.disposition,
+                    new_disposition=call.disposition, action="not rated", posting_id=posting.id,
+                    posting_state=posting.state)
+    if rating.problem:
+        change.note = f"still not rated: {rating.problem}"
+        return change
+    day = f"re-rated on {now:%Y-%m-%d}"
+    if not rating.chargeable:
+        change.action, change.new_disposition, change.note = "withdrawn", "excluded", rating.reason
+        if not dry_run:
+            change_state(session, posting, "excluded", f"{day}: not chargeable: {rating.reason}", now,
+                         actor=actor)
+            _store(call, rating, rerater.classify(call.dialled), now)
+            call.disposition, call.reason = "excluded", f"re-rated: {rating.reason}"[:200]
+        return change
+    stay = session.get(Stay, posting.stay_id) if posting.stay_id else None
+    if stay is not None and stay.checked_out_at is not None and stay.checked_out_at <= now:
+        change.action = "review"
+        change.note = (f"rated, but the guest of room {posting.room} has checked out: posting left failed "
+                       "with the amount (re-post it or write it off)")
+        if not dry_run:
+            _store(call, rating, rerater.classify(call.dialled), now)
+            call.reason = "rated after check-out: not re-opened"
+            posting.amount = rating.amount
+            change_state(session, posting, "failed", f"{day}: {rating_words(rating)}; the guest has checked "
+                         "out: not re-opened (re-post it or write it off)", now, actor=actor)
+        return change
+    change.action, change.note = "re-opened", f"was {posting.reason or 'not rated'}"
+    if not dry_run:
+        reopen_held(session, rerater, call, posting, rating, now,
+                    f"{day}: {rating_words(rating)}; re-opened (was {posting.reason or 'not rated'})", actor)
+    return change
+
+
 def _charge_posting(session: Session, call: Call, lock: bool = False) -> Posting | None:
     query = select(Posting).where(Posting.call_id == call.id, Posting.kind == "charge")
     if lock:  # PostgreSQL: hold the row so the daemon does not send it while we change it
@@ -284,7 +369,7 @@ def format_report(report: RerateReport, currency: str) -> list[str]:
             f"{c.old_class} {currency} {_m(c.old_amount)} -> {c.new_class} {currency} {_m(c.new_amount)}; "
             f"{c.old_disposition}{moved(c)}"
             f"{posting}: {c.action}{new}" + (f" ({c.note})" if c.note else ""))
-    actions = ("updated", "charged", "withdrawn", "refund", "extra charge", "review")
+    actions = ("updated", "charged", "re-opened", "withdrawn", "refund", "extra charge", "review", "not rated")
     summary = ", ".join(f"{report.count(a)} {a}" for a in actions if report.count(a))
     lines.append(f"{report.considered} calls considered, {report.unchanged} unchanged, "
                  f"{len(report.changes)} different" + (f": {summary}" if summary else ""))

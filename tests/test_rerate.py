@@ -232,8 +232,10 @@ def test_the_command_prints_the_report(env, tmp_path) -> None:
 
 
 def test_an_unrated_call_is_held_then_charged_once_the_tariff_is_fixed(migrated_url: str) -> None:
-    # No default rate and no local rate: the call is neither blocked nor silently free; it is excluded
-    # with the reason, and re-rating with a complete tariff charges it (the guest is still in house).
+    # No default rate and no local rate: the call is neither blocked nor silently free; the pipeline holds
+    # it as a charge with a failed posting of 0 and the reason, and re-rating with a complete tariff
+    # re-opens that posting with the price (the guest is still in house). tests/test_rating_held.py has
+    # the other outcomes and the re-post.
     broken = make_config(migrated_url, tariff={"classes": {"international": {"per_minute": "1.20"}}})
     engine = make_engine(migrated_url)
     sessions = make_sessionmaker(engine)
@@ -241,18 +243,21 @@ def test_an_unrated_call_is_held_then_charged_once_the_tariff_is_fixed(migrated_
         apply_guest_event(session, GuestCheckedIn(room="101", guest_id="G1", name="Guest"),
                           T0 - timedelta(days=1))
     Pipeline(broken, sessions, {"pbx": CSV_SPEC}).ingest("pbx", [line(T0, 125, "101")], T0)
+    reason = "not rated: no rate for local calls and plan main version base has no default rate"
     with sessions() as session:
         call = session.scalars(select(Call)).one()
-        assert (call.disposition, call.amount) == ("excluded", Decimal("0"))
-        assert call.reason == ("not rated: no rate for local calls and plan main version base "
-                               "has no default rate")
+        assert (call.disposition, call.amount, call.reason) == ("charge", Decimal("0"), reason)
         assert call.rating["rule"] == "not rated"
+        [posting] = call.postings
+        assert (posting.state, posting.amount, posting.reason) == ("failed", Decimal("0"), reason)
+        assert [(e.from_state, e.to_state) for e in posting.history] == [("", "failed")]
         alert = session.scalars(select(Alert)).one()
         assert (alert.rule, alert.call_id, alert.subject) == ("unrated_call", call.id, "101")
     report = run(sessions, make_config(migrated_url, tariff=PRICIER))
-    assert [change.action for change in report.changes] == ["charged"]
+    assert [change.action for change in report.changes] == ["re-opened"]
     with sessions() as session:
         call = session.scalars(select(Call)).one()
-        assert (call.disposition, call.amount, call.postings[0].amount) == ("charge", Decimal("1.16"),
-                                                                            Decimal("1.16"))
+        assert (call.disposition, call.amount, call.reason) == ("charge", Decimal("1.16"), "")
+        assert [(p.state, p.amount) for p in call.postings] == [("open", Decimal("1.16"))]
+        assert call.postings[0].history[-1].from_state == "failed"
     engine.dispose()
