@@ -4,7 +4,9 @@ The work is ``appliance.rerate.rerate`` (pure database functions); this module p
 in one transaction, and prints every difference. ``--from`` and ``--to`` are dates (or ISO times) in the
 site's zone; both days are included. ``--dry-run`` computes and prints the report and writes nothing.
 Posted charges are never changed: their differences are reported, and with ``--post-corrections`` (and
-the guest still in house) posted as a refund or a supplementary charge.
+the guest still in house) posted as a refund or a supplementary charge. Calls held because the tariff
+could not price them (a ``failed`` posting of 0, "not rated: ...") are each listed: re-opened with their
+price once the tariff is fixed, or reported as still not rated.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from appliance.errors import ConfigError
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("rerate", help="re-rate stored calls and report every difference",
-                                   description="Re-rate unposted and excluded calls with the tariff in force "
-                                               "when they were made; report every difference.")
+                                   description="Re-rate unposted and excluded calls, and calls held as not "
+                                               "rated, with the tariff in force when they were made; report "
+                                               "every difference.")
     parser.add_argument("--from", dest="start", required=True, metavar="DATE",
                         help="first day (site time), e.g. 2026-03-01, or an ISO time")
     parser.add_argument("--to", dest="end", required=True, metavar="DATE",
