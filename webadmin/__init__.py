@@ -96,6 +96,10 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: ApplianceCo
     auth.init_app(app)
     for module in (auth, calls, dashboard, report, detail, refunds, failed, alerts, settings, users):
         app.register_blueprint(module.bp)
+    from webadmin import reports, schedules
+
+    for module in (reports, schedules):
+        app.register_blueprint(module.bp)
     app.add_url_rule("/", endpoint="index", view_func=dashboard.index)
     return app
 

@@ -1,6 +1,10 @@
 """Alerts (blueprint ``alerts``): the open alerts first, then the latest acknowledged ones, and the rules
 in words. Anyone signed in may read them; front desk and admins acknowledge them (audited).
 
+Under each alert that went out to a channel (e-mail, webhook, syslog) is its delivery log from the
+``alert_deliveries`` table: one line per attempt with its target, time, outcome, error and the next
+attempt, so "did the night manager get the mail?" has an answer on the screen.
+
 The rules run in the daemon (``appliance.alerts``); the page shows each configured rule in the words of
 the rule itself (``AlertEngine.describe``), with its configured thresholds, so a night auditor knows why the
 appliance raised it. ``RULES`` covers alerts raised outside the engine and a web admin without a config.
@@ -13,8 +17,9 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from appliance.db.models import Alert
 from appliance import audit
+from appliance.alerts.deliveries import log_for
+from appliance.db.models import Alert
 from webadmin import get_db, now
 from webadmin.auth import role_required
 from webadmin.forms import ConfirmForm
@@ -58,7 +63,9 @@ def index() -> ResponseReturnValue:
     done = db.scalars(select(Alert).where(Alert.acknowledged_at.is_not(None))
                       .order_by(Alert.acknowledged_at.desc(), Alert.id.desc())
                       .limit(RECENT_ACKNOWLEDGED)).all()
-    return render_template("alerts.html", open_alerts=open_alerts, done=done, rules=rules_in_words(), form=ConfirmForm())
+    deliveries = log_for(db, [alert.id for alert in [*open_alerts, *done]])
+    return render_template("alerts.html", open_alerts=open_alerts, done=done, rules=rules_in_words(),
+                           form=ConfirmForm(), deliveries=deliveries)
 
 
 @bp.route("/<int:alert_id>/acknowledge", methods=["POST"])
