@@ -74,6 +74,21 @@ class Sheet:
         self.max_prefix = max(map(len, self.prefixes), default=0)
         self.prefix_classes = frozenset(version.prefix_classes)
         self.calendar = Calendar(version.bands, version.holidays, tz) if version.bands else None
+        # Breakdown entries that depend only on the version or the rate: written once, not per call.
+        self.version_from = self.effective.isoformat() if self.effective else ""
+        self.version_texts = {"markup_percent": format(version.markup_percent, "f"),
+                              "surcharge_per_call": _s(version.surcharge_per_call),
+                              "rounding": _s(version.rounding), "rounding_mode": version.rounding_mode}
+        self._rate_texts: dict[int, dict[str, str]] = {}  # by id(): every Rate is held by this sheet
+
+    def rate_texts(self, chosen: Rate) -> dict[str, str]:
+        found = self._rate_texts.get(id(chosen))
+        if found is None:
+            found = self._rate_texts[id(chosen)] = {
+                "rate_name": chosen.name, "connect": _s(chosen.connect), "billing": chosen.billing_words(),
+                "minimum": _s(chosen.minimum),
+                "maximum": _s(chosen.maximum) if chosen.maximum is not None else ""}
+        return found
 
     def find_rate(self, classification: Classification) -> tuple[str, str, Rate] | None:
         """``(how, key, rate)``: ("prefix", "44", ...), ("class", "local", ...) or ("default", "", ...)."""
@@ -138,8 +153,8 @@ def rate(call: RatingInput, book: TariffBook) -> Rating:
     plan, why = book.plan_for(call.trunk, call.category)
     sheet, note = book.sheet_for(plan, local_start)
     version = sheet.version
-    out.update(plan=plan, plan_rule=why, version=sheet.label,
-               version_from=sheet.effective.isoformat() if sheet.effective else "", version_note=note)
+    out.update(plan=plan, plan_rule=why, version=sheet.label, version_from=sheet.version_from,
+               version_note=note)
     if call.duration <= 0:
         return _free(out, "no talk time", "no talk time")
     if call.duration <= version.grace_seconds:
@@ -154,13 +169,12 @@ def rate(call: RatingInput, book: TariffBook) -> Rating:
         return Rating(amount=ZERO, chargeable=False, reason=f"not rated: {problem}", breakdown=out,
                       problem=problem)
     how, key, chosen = found
-    out.update(rate=f"{how} {key}".strip(), matched_prefix=key if how == "prefix" else "",
-               rate_name=chosen.name, connect=_s(chosen.connect), billing=chosen.billing_words())
+    out["rate"] = f"{how} {key}" if key else how
+    out["matched_prefix"] = key if how == "prefix" else ""
+    out.update(sheet.rate_texts(chosen))
     time_cost, billed = _time_cost(chosen, local_start, call.duration, sheet, book.tz, out)
     carrier, note = _held(chosen.connect + time_cost, chosen)
-    out.update(billed_seconds=billed, time_cost=_s(time_cost), minimum=_s(chosen.minimum),
-               maximum=_s(chosen.maximum) if chosen.maximum is not None else "",
-               carrier_cost=_s(carrier), carrier_note=note)
+    out.update(billed_seconds=billed, time_cost=_s(time_cost), carrier_cost=_s(carrier), carrier_note=note)
     markup = carrier * version.markup_percent / 100
     per_minute = version.surcharge_per_minute * (-(-call.duration // 60))
     by_class = version.class_surcharges.get(cls.call_class, ZERO)
@@ -168,11 +182,10 @@ def rate(call: RatingInput, book: TariffBook) -> Rating:
     unrounded = carrier + markup + surcharge
     amount = (unrounded / version.rounding).to_integral_value(rounding=_MODES[version.rounding_mode])
     amount = amount * version.rounding
-    out.update(markup_percent=format(version.markup_percent, "f"), markup=_s(markup),
-               surcharge_per_call=_s(version.surcharge_per_call), surcharge_per_minute=_s(per_minute),
-               class_surcharge=_s(by_class), surcharge=_s(surcharge), unrounded=_s(unrounded),
-               rounding=_s(version.rounding), rounding_mode=version.rounding_mode,
-               rounding_adjustment=_s(amount - unrounded), amount=_s(amount), rule="rated")
+    out.update(sheet.version_texts)
+    out.update(markup=_s(markup), surcharge_per_minute=_s(per_minute), class_surcharge=_s(by_class),
+               surcharge=_s(surcharge), unrounded=_s(unrounded), rounding_adjustment=_s(amount - unrounded),
+               amount=_s(amount), rule="rated")
     if amount <= ZERO:
         return Rating(amount=ZERO, chargeable=False, reason="the tariff gives a zero amount", breakdown=out)
     return Rating(amount=amount, chargeable=True, reason="", breakdown=out)
