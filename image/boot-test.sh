@@ -32,7 +32,7 @@ fi
 WORK=$(mktemp -d)
 QEMU_PID= PMS_PID= PBX_PID=
 cleanup() {
-  for pid in $PBX_PID $PMS_PID; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+  for pid in $PBX_PID $PMS_PID; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   [ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null && wait "$QEMU_PID" 2>/dev/null
   [ -f "$WORK/serial.log" ] && cp "$WORK/serial.log" "$LOG_COPY"
   rm -rf "$WORK"
@@ -151,12 +151,27 @@ sent=$( [ -f "$WORK/pbx-sent.jsonl" ] && wc -l <"$WORK/pbx-sent.jsonl" || echo 0
 echo "calls sent        $sent (PBX simulator into port $PBX_PORT -> appliance:17520)"
 echo "postings received $last by the PMS simulator (first after ${t_first:-never} s)"
 cp "$WORK/pms-received.jsonl" "$(dirname "$IMAGE")/boot-test-pms-received.jsonl" 2>/dev/null || true
-if [ "$last" -gt 0 ] && python3 - "$WORK/pms-received.jsonl" <<'EOF2'
-import json, sys
-rooms = [json.loads(line).get("room", "") for line in open(sys.argv[1])]
-bad = [r for r in rooms if not (r.isdigit() and 101 <= int(r) <= 120)]
-print(f"posted rooms      {', '.join(sorted(set(rooms)))}")
-sys.exit(1 if bad else 0)
+if [ "$last" -gt 0 ] && python3 - "$WORK/pbx-sent.jsonl" "$WORK/pms-received.jsonl" <<'EOF2'
+# Every posting must be one of the calls sent (room = extension, DD = number, DU = duration), none twice.
+import collections, json, sys
+sent = [json.loads(line) for line in open(sys.argv[1])]
+posts = [json.loads(line) for line in open(sys.argv[2])]
+def key(extension, dialled, seconds):
+    return extension, dialled, f"{seconds // 3600:02d}{seconds % 3600 // 60:02d}{seconds % 60:02d}"
+calls = collections.Counter(key(c["extension"], c["dialled"], c["duration"]) for c in sent)
+posted = collections.Counter((p["room"], p["dialled"], p["duration"]) for p in posts)
+unmatched = [k for k in posted if k not in calls]
+twice = [k for k, n in posted.items() if n > calls.get(k, 0)]
+sequences = [p["sequence"] for p in posts]
+kinds = collections.Counter(f"{c['direction']}{'' if c['answered'] else ' unanswered'}" for c in sent
+                            if key(c["extension"], c["dialled"], c["duration"]) not in posted)
+print(f"posted rooms      {', '.join(sorted({p['room'] for p in posts}))}")
+print(f"matched           {len(posts) - len(unmatched)} of {len(posts)} postings to a call sent; not posted: "
+      + (", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "none")
+      + " (incoming, internal, unanswered and free calls are not charged)")
+if unmatched or twice or len(set(sequences)) != len(sequences):
+    print(f"unmatched {unmatched}, posted twice {twice}, P# {sequences}", file=sys.stderr)
+    sys.exit(1)
 EOF2
 then
   echo "boot test passed"
