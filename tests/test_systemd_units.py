@@ -172,3 +172,31 @@ def test_journald_drop_in_bounds_the_journal() -> None:
     journal = read_unit("journald-appliance.conf")["Journal"]
     assert journal["Storage"] == "persistent"
     assert journal["SystemMaxUse"].endswith("M") and journal["MaxRetentionSec"]
+
+
+def test_the_web_unit_prepares_and_serves_the_first_boot_setup() -> None:
+    service = read_unit("appliance-web.service")["Service"]
+    assert "APPLIANCE_SETUP_DIR=/var/lib/appliance" in lines("appliance-web.service", "Environment")
+    assert ("/opt/appliance/venv/bin/python -m appliance.firstboot prepare --state-dir /var/lib/appliance"
+            in lines("appliance-web.service", "ExecStartPre"))
+    # Serial ports for "Test this link", through an allow-list, nothing else.
+    assert service["DevicePolicy"] == "closed" and service["SupplementaryGroups"] == "dialout"
+    assert set(lines("appliance-web.service", "DeviceAllow")) == {"char-ttyS rw", "char-ttyUSB rw", "char-ttyACM rw"}
+
+
+def test_a_finished_setup_restarts_both_services_once() -> None:
+    path = read_unit("appliance-setup.path")
+    # PathChanged=, not PathExists=: the request file stays, and a later boot must not restart anything.
+    assert path["Path"]["PathChanged"] == "/var/lib/appliance/restart-requested"
+    assert path["Path"]["Unit"] == "appliance-setup.service"
+    assert path["Install"]["WantedBy"] == "multi-user.target"
+    service = read_unit("appliance-setup.service")["Service"]
+    assert service["Type"] == "oneshot" and service["CapabilityBoundingSet"] == ""
+    assert lines("appliance-setup.service", "ExecStart")[-1] == (
+        "/bin/systemctl restart appliance.service appliance-web.service")
+
+
+def test_the_banner_shows_the_setup_code_it_may_read() -> None:
+    banner = read_unit("appliance-banner.service")["Service"]
+    assert banner["SupplementaryGroups"] == "appliance"
+    assert "/var/lib/appliance/setup-code" in banner["ExecStart"] and "setup code" in banner["ExecStart"]

@@ -22,6 +22,7 @@ without one (development, tests of other screens) there is no setup mode.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -62,6 +63,7 @@ PBX_TRANSPORTS = [("tcp-server", "TCP: the PBX connects to this box"),
 PMS_TRANSPORTS = [("tcp-client", "TCP: this box connects to the PMS interface"), ("serial", "Serial port (RS-232)")]
 SERIAL_HINT = "/dev/appliance-serial/by-id/... or /dev/ttyS0"
 PROBE_SECONDS = {"pbx": 10.0, "pms": 20.0}
+_finishing = threading.Lock()
 
 
 # -- the gate ---------------------------------------------------------------------------------------------------
@@ -398,6 +400,14 @@ def finish() -> ResponseReturnValue:
 
 
 def _complete(gate: _Gate, draft: dict[str, Any], data: dict[str, Any]) -> ResponseReturnValue:
+    # Two browsers finishing at the same moment: the second finds setup complete and gets 404.
+    with _finishing:
+        if gate.state.completed():
+            abort(404)
+        return _write_everything(gate, draft, data)
+
+
+def _write_everything(gate: _Gate, draft: dict[str, Any], data: dict[str, Any]) -> ResponseReturnValue:
     admin_draft = draft["admin"]
     db = get_db()
     at = now()

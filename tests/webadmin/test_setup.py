@@ -325,3 +325,22 @@ def test_test_button_without_a_driver_says_so(setup_client: FlaskClient, state_d
     response = post_step(setup_client, "/setup/link/pms", {"driver": "", "name": "opera", "transport": "tcp-client",
                                                            "action": "test"})
     assert response.status_code == 400 and "Choose a driver to test." in response.text
+
+
+def test_two_browsers_finishing_at_once_make_one_admin(setup_app: Flask, state_dir: Path) -> None:
+    clients = [setup_app.test_client(), setup_app.test_client()]
+    for client, name in zip(clients, ("first", "second")):
+        enter_code(client, state_dir)
+        post_step(client, "/setup/admin", {"username": name, "password": ADMIN_PASSWORD, "confirm": ADMIN_PASSWORD})
+        post_step(client, "/setup/site", SITE)
+    tokens = [token_of(client, "/setup/finish") for client in clients]
+    statuses: list[int] = []
+    threads = [threading.Thread(target=lambda c=c, t=t: statuses.append(
+        c.post("/setup/finish", data={"csrf_token": t}).status_code)) for c, t in zip(clients, tokens)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200, 404]
+    with setup_app.extensions["appliance_db"].sessions() as session:
+        assert len(session.scalars(select(User)).all()) == 1
