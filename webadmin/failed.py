@@ -9,7 +9,7 @@ reported and left alone.
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
@@ -32,8 +32,10 @@ def index() -> ResponseReturnValue:
     status = 200
     if form.validate_on_submit():
         try:
+            # The configuration prices a call that was held unrated, with the tariff this process loaded.
             result = actions.resolve_failed(db, form.action.data, selected, note=form.note.data,
-                                            actor=current_user.username, now=now())
+                                            actor=current_user.username, now=now(),
+                                            config=current_app.extensions.get("appliance_config"))
         except actions.ActionError as exc:
             db.rollback()
             form.note.errors.append(str(exc))

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appliance.db.models import AuditEntry, Posting, PostingEvent
+from tests.helpers import make_config
 from tests.webadmin.conftest import START, login_as, make_call, make_posting, post_form, table_rows
 
 
@@ -121,3 +122,29 @@ def test_only_admins_see_the_queue(app: Flask, client: FlaskClient, db: Session)
     assert response.status_code == 403
     assert _state(db, posting_id).state == "failed"
     assert "Failed postings" not in client.get("/").text  # not in the navigation either
+
+
+def test_reposting_a_call_held_unrated_prices_it_with_the_fixed_tariff(migrated_url: str) -> None:
+    """The web admin passes its configuration to the re-post (tests/test_rating_held.py works the amount:
+    125 s local, 0.10 per started minute after a 60 s first block = 0.30, +10 % = 0.33, +0.50 = 0.83)."""
+    from appliance.db.session import make_engine, make_sessionmaker
+    from tests.test_rating_held import FIXED, hold
+    from webadmin import create_app
+
+    app = create_app({"TESTING": True, "SECRET_KEY": "k", "DATABASE_URL": migrated_url,
+                      "SITE_TIMEZONE": "America/New_York"}, config=make_config(migrated_url, tariff=FIXED))
+    client = app.test_client()
+    engine = make_engine(migrated_url)
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        _, posting_id = hold(session, migrated_url)
+    login_as(app, client, "admin", "ivan")
+    response = post_form(client, "/failed/", {"posting": [str(posting_id)], "action": "repost",
+                                              "note": "tariff fixed"})
+    assert response.status_code == 302
+    with sessions() as session:
+        posting = session.get(Posting, posting_id)
+        assert (posting.state, posting.amount) == ("open", Decimal("0.83"))
+        assert posting.call.amount == Decimal("0.83")
+    app.extensions["appliance_db"].engine.dispose()
+    engine.dispose()
