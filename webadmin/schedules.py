@@ -47,7 +47,7 @@ class MultiCheckboxField(SelectMultipleField):  # type: ignore[misc]
 
 class ScheduleForm(FlaskForm):  # type: ignore[misc]
     name = StringField("Name", validators=[DataRequired(message="Please name the schedule."), Length(max=32)])
-    kind = SelectField("Report", choices=choices(KINDS.items()))
+    kind = SelectField("Report", choices=choices(TITLES.items()))
     at = TimeField("Time of day", default=time(6, 0), validators=[InputRequired(message="Please give a time.")])
     day_of_week = SelectField("Day of the week (weekly)", choices=choices((str(n), d) for n, d in enumerate(DAYS)),
                               default="0")

@@ -114,7 +114,7 @@ def test_calls_by_hour_draws_outbound_and_inbound_bars(app: Flask, client: Flask
 def test_trunk_utilisation_figures_and_chart(app: Flask, client: FlaskClient, seeded: Session) -> None:
     login_as(app, client, "viewer")
     page = client.get("/reports/trunk_utilisation", query_string={**PERIOD, "trunks": "2"}).text
-    figures = re.sub(r"\s+", " ", page[page.index('id="figures"'):page.index('id="notes"')])
+    figures = re.sub(r"\s+", " ", page[page.index('id="figures"'):page.index('id="chart"')])
     # By hand (conftest table): 14:50-15:00 has calls e, f and g up at once (peak 3). The 14:00 hour
     # carries e 1800 s + f 600 s + g 600 s = 3000 s; the 15:00 hour g 300 s + h 3000 s = 3300 s, so the
     # busy hour is 15:00 with 3300 / 3600 = 0.9167 Erlang.
