@@ -212,6 +212,16 @@ def _link_values(form: LinkForm) -> dict[str, Any] | None:
             values["host"] = form.host.data.strip()
         if form.port.data:
             values["port"] = form.port.data
+        else:  # the port the PBX family usually prints to (Mitel 1752, ...), when the driver knows one
+            from appliance.registry import default_registry
+
+            try:
+                default = default_registry().get("pbx" if form.transport.choices == PBX_TRANSPORTS else "pms",
+                                                  form.driver.data).default_port
+            except KeyError:
+                default = None
+            if default:
+                values["port"] = default
     elif transport == "serial":
         values["device"] = (form.device.data or "").strip()
         values["baudrate"] = form.baudrate.data or 9600

@@ -344,3 +344,14 @@ def test_two_browsers_finishing_at_once_make_one_admin(setup_app: Flask, state_d
     assert sorted(statuses) == [200, 404]
     with setup_app.extensions["appliance_db"].sessions() as session:
         assert len(session.scalars(select(User)).all()) == 1
+
+
+def test_an_empty_port_takes_the_drivers_usual_one(setup_client: FlaskClient, state_dir: Path) -> None:
+    from appliance.registry import default_registry
+
+    usual = default_registry().get("pbx", "mitel_mivb").default_port
+    enter_code(setup_client, state_dir)
+    post_step(setup_client, "/setup/link/pbx", {"driver": "mitel_mivb", "name": "main", "transport": "tcp-server",
+                                                "action": "save"})
+    assert usual == 1752  # Mitel's SMDR port
+    assert "port: 1752" in setup_client.get("/setup/finish").text
