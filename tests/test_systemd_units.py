@@ -177,7 +177,7 @@ def test_journald_drop_in_bounds_the_journal() -> None:
 def test_the_web_unit_prepares_and_serves_the_first_boot_setup() -> None:
     service = read_unit("appliance-web.service")["Service"]
     assert "APPLIANCE_SETUP_DIR=/var/lib/appliance" in lines("appliance-web.service", "Environment")
-    assert ("/opt/appliance/venv/bin/python -m appliance.firstboot prepare --state-dir /var/lib/appliance"
+    assert ("-/opt/appliance/venv/bin/python -m appliance.firstboot prepare --state-dir /var/lib/appliance"
             in lines("appliance-web.service", "ExecStartPre"))
     # Serial ports for "Test this link", through an allow-list, nothing else.
     assert service["DevicePolicy"] == "closed" and service["SupplementaryGroups"] == "dialout"
