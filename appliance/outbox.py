@@ -121,9 +121,9 @@ class Outbox:
             # Claim order is P# order, across a wrap too: distance back from the counter's next P#.
             stuck.sort(key=lambda p: ((p.sequence or 0) - following) % MAX_SEQUENCE)
             maybe_sent, never_sent = stuck[:PIPELINE_DEPTH], stuck[PIPELINE_DEPTH:]
+            failed = rules.on_no_answer("the appliance restarted while awaiting the answer").reason
             for posting in maybe_sent:
-                change_state(session, posting, "failed",
-                             rules.on_no_answer("the appliance restarted while awaiting the answer").reason, now)
+                change_state(session, posting, "failed", failed, now)
             for posting in never_sent:
                 self._give_back(session, posting, f"P# {posting.sequence} was claimed but never sent (the "
                                                   "appliance stopped first): queued again", now)
@@ -184,7 +184,8 @@ class Outbox:
                 raw = ""
             rules.check_transition("open", decision.state)
             reason = decision.reason[:300]
-            updates.append(dict(pid=row.id, new_state=str(decision.state), new_reason=reason, at=at, **values))
+            updates.append(dict(pid=row.id, new_state=str(decision.state), new_reason=reason, at=at,
+                                **values))
             events.append(dict(posting_id=row.id, at=at, from_state="open", to_state=str(decision.state),
                                cause=reason, actor="daemon", sequence=item.sequence, raw=raw))
             outcomes.append(Outcome(item.sequence, row.id, str(decision.state), reason, changed=True))
@@ -208,8 +209,8 @@ class Outbox:
         answer and still carries that P#; the conditional UPDATE makes that check and the change one step,
         so a re-post, mark-posted or write-off committed meanwhile by the web admin wins."""
         posting = session.scalars(select(Posting).where(
-            Posting.link == self._link, Posting.sequence == item.sequence).order_by(Posting.id.desc()).limit(1)
-        ).first()
+            Posting.link == self._link, Posting.sequence == item.sequence)
+            .order_by(Posting.id.desc()).limit(1)).first()
         sent_at = posting.sent_at if posting is not None else None
         if posting is None or posting.state == "open" and posting.sent_at is None:
             # Re-posted since (P# changed or about to): find whose P# it was in the history.
@@ -234,7 +235,8 @@ class Outbox:
                 session.execute(insert(_E).values(
                     posting_id=posting.id, at=at, from_state="failed", to_state=str(decision.state),
                     cause=reason, actor="daemon", sequence=item.sequence, raw=item.raw))
-                return Outcome(item.sequence, posting.id, str(decision.state), reason, changed=True, late=True)
+                return Outcome(item.sequence, posting.id, str(decision.state), reason, changed=True,
+                               late=True)
             # Someone changed it between our read and the update: re-read, and only note the answer.
             session.refresh(posting)
             decision = rules.on_late_answer(posting.state, posting.reason, item.code, item.text, seconds,
@@ -249,7 +251,8 @@ class Outbox:
         """The posting that was sent with P# ``sequence`` before it got another one, and when."""
         newest = session.scalar(select(func.max(PostingEvent.id))) or 0
         row = session.execute(
-            select(PostingEvent.posting_id, PostingEvent.at).join(Posting, Posting.id == PostingEvent.posting_id)
+            select(PostingEvent.posting_id, PostingEvent.at)
+            .join(Posting, Posting.id == PostingEvent.posting_id)
             .where(PostingEvent.id > newest - LATE_SEARCH_EVENTS, PostingEvent.sequence == sequence,
                    PostingEvent.cause.startswith("sent"), Posting.link == self._link)
             .order_by(PostingEvent.id.desc()).limit(1)).first()
@@ -305,15 +308,16 @@ class Outbox:
             commands.append(self._command(sequence, row))
         plain = [u for u in updates if u["new_reason"] is None]
         again = [u for u in updates if u["new_reason"] is not None]
-        common = dict(sequence=bindparam("new_sequence"), state=bindparam("new_state"), sent_at=bindparam("at"),
-                      attempts=_P.c.attempts + 1, next_attempt_at=None, updated_at=bindparam("at"))
+        common = dict(sequence=bindparam("new_sequence"), state=bindparam("new_state"),
+                      sent_at=bindparam("at"), attempts=_P.c.attempts + 1, next_attempt_at=None, updated_at=bindparam("at"))
         if plain:
             session.execute(update(_P).where(_P.c.id == bindparam("pid")).values(**common),
                             [{k: v for k, v in u.items() if k != "new_reason"} for u in plain],
                             execution_options={"synchronize_session": False})
         if again:  # retry -> open: the reason says it went again (as change_state would)
             session.execute(update(_P).where(_P.c.id == bindparam("pid")).values(
-                reason=bindparam("new_reason"), **common), again, execution_options={"synchronize_session": False})
+                reason=bindparam("new_reason"), **common), again,
+                execution_options={"synchronize_session": False})
         session.execute(insert(_E), events)
         return commands
 
@@ -328,8 +332,8 @@ class Outbox:
         else:
             first = counter.next_sequence
         following = (first - 1 + count) % MAX_SEQUENCE + 1
-        session.execute(update(PmsCounter).where(PmsCounter.link == self._link).values(next_sequence=following)
-                        .execution_options(synchronize_session=False))
+        session.execute(update(PmsCounter).where(PmsCounter.link == self._link)
+                        .values(next_sequence=following).execution_options(synchronize_session=False))
         return first
 
     def _command(self, sequence: int, row: object) -> PostCharge:
@@ -401,7 +405,7 @@ class Outbox:
             )
 
     def _touch(self, session: Session, now: datetime) -> None:
-        """The dashboard's "last answer" to the second: not one more write per posting while a queue drains."""
+        """The dashboard's "last answer" to the second: no extra write per posting while a queue drains."""
         if self._answer_touched is not None and (now - self._answer_touched).total_seconds() < 1:
             return
         session.execute(update(LinkStatus).where(LinkStatus.name == self._link).values(last_answer_at=now)

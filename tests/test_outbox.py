@@ -82,7 +82,8 @@ def test_answers_and_timeouts_settle_in_one_batch_and_keep_the_real_send_time(se
     assert [(o.sequence, o.state, o.changed) for o in settled.outcomes] == [
         (1, "ok", True), (2, "retry", True), (3, "failed", True)]
     first, second, third = _postings(sessions)
-    assert (first.state, first.sent_at, first.answered_at, first.answer_code) == ("ok", _at(0.001), _at(0.002), "OK")
+    assert (first.state, first.sent_at, first.answered_at, first.answer_code) == (
+        "ok", _at(0.001), _at(0.002), "OK")
     assert (second.state, second.sent_at, second.next_attempt_at) == ("retry", None, _at(30.004))
     assert third.state == "failed" and third.reason.startswith("no answer: check the folio before re-posting")
     assert _history(sessions, first.id)[-1] == ("open", "ok", "OK: posted")
@@ -144,7 +145,8 @@ def _unanswered(sessions, count: int = 1) -> Outbox:
     _queue(sessions, count)
     outbox = Outbox(sessions, "pms")
     outbox.settle(T0, claim=count)
-    outbox.settle(_at(30), items=[Unanswered(n, "no answer within 30 s", _at(30)) for n in range(1, count + 1)])
+    outbox.settle(_at(30), items=[Unanswered(n, "no answer within 30 s", _at(30))
+                                  for n in range(1, count + 1)])
     return outbox
 
 
@@ -182,7 +184,8 @@ def _act(sessions, action: str, posting_id: int, now: datetime) -> None:
     ("mark_posted", "ok", "it is already posted"),
     ("write_off", "excluded", "it was written off: the PMS booked it, check the folio"),
 ])
-def test_a_late_ok_after_an_admin_dealt_with_the_posting_changes_nothing(sessions, action, state, note) -> None:
+def test_a_late_ok_after_an_admin_dealt_with_the_posting_changes_nothing(sessions, action, state,
+                                                                         note) -> None:
     outbox = _unanswered(sessions)
     posting_id = _postings(sessions)[0].id
     _act(sessions, action, posting_id, _at(40))
@@ -204,8 +207,8 @@ def test_a_late_ok_for_a_re_posted_and_re_sent_posting_only_warns(sessions) -> N
     posting = _postings(sessions)[0]
     assert (posting.state, posting.sequence, posting.sent_at) == ("open", 2, _at(41))
     assert _history(sessions, posting_id)[-1][2].startswith(
-        "answer from the PMS for P# 1 after it was no longer awaited: OK: posted (after 45 s); not applied, it "
-        "was re-posted since")
+        "answer from the PMS for P# 1 after it was no longer awaited: OK: posted (after 45 s); not "
+        "applied, it was re-posted since")
     # ... and P# 2's own answer still settles it.
     assert outbox.record_answer(2, "OK", "", "", _at(42)).state == "ok"
 
@@ -225,7 +228,8 @@ def test_a_write_off_racing_the_late_ok_wins(sessions, migrated_url) -> None:
     raced: list[bool] = []
 
     def admin_first(conn, cursor, statement, parameters, context, executemany) -> None:
-        if statement.lstrip().upper().startswith("UPDATE POSTINGS") and "reason LIKE" in statement and not raced:
+        update = statement.lstrip().upper().startswith("UPDATE POSTINGS")
+        if update and "reason LIKE" in statement and not raced:
             raced.append(True)
             other = make_engine(migrated_url)
             try:
@@ -249,7 +253,8 @@ def test_a_duplicate_answer_in_the_same_batch_is_noted_not_applied_twice(session
     _queue(sessions, 1)
     outbox = Outbox(sessions, "pms")
     outbox.settle(T0, claim=1)
-    outcomes = outbox.settle(_at(1), items=[Answer(1, "OK", at=_at(0.5)), Answer(1, "OK", at=_at(0.6))]).outcomes
+    items = [Answer(1, "OK", at=_at(0.5)), Answer(1, "OK", at=_at(0.6))]
+    outcomes = outbox.settle(_at(1), items=items).outcomes
     assert [(o.state, o.changed, o.late) for o in outcomes] == [("ok", True, False), ("ok", False, True)]
     assert [cause for *_, cause in _history(sessions, _postings(sessions)[0].id)][-1].endswith(
         "not applied, it is already posted")

@@ -102,6 +102,7 @@ class PmsLinkService(MultiService):
         self._release_reason = ""
         self._flushing = False
         self._maybe_due = True
+        self._stopping = False
 
     def startService(self) -> None:  # noqa: N802
         # Postings sent before a crash have unknown delivery: fail them before anything is sent.
@@ -115,6 +116,7 @@ class PmsLinkService(MultiService):
         # Until the link says otherwise it is not up: a status left "up" by the last run must not hide an
         # outage from the health check.
         self._status("down", "not connected yet", _utc(self._clock))
+        self._stopping = False
         super().startService()
         self._wake_loop.start(WAKE_INTERVAL, now=False)
 
@@ -123,6 +125,7 @@ class PmsLinkService(MultiService):
             self._wake_loop.stop()
         # Postings claimed but not written go back to the queue (the database thread stops after us and
         # runs what was queued before it stops); otherwise the next start would have to fail some of them.
+        self._stopping = True
         self._give_back_window("the appliance stopped first")
         self._flush()
         return super().stopService()
@@ -170,7 +173,7 @@ class PmsLinkService(MultiService):
         """The link is up (or busy with a posting): worth claiming a window for it."""
         protocol = self.protocol
         return (protocol is not None and bool(protocol.connected) and not self._night_audit
-                and not self._resync_pending and not self._resync_checking and self._resync_seen is None
+                and not self._stopping and not self._resync_pending and not self._resync_checking and self._resync_seen is None
                 and (self.in_flight is not None or link_ready(protocol.link)))
 
     def _give_back_window(self, why: str) -> None:
@@ -206,7 +209,7 @@ class PmsLinkService(MultiService):
             self._settle(outcome)
         if result.commands:
             protocol = self.protocol
-            if (protocol is not None and protocol.connected and not self._night_audit
+            if (protocol is not None and protocol.connected and not self._night_audit and not self._stopping
                     and not self._resync_pending and self._resync_seen is None):
                 self._window.extend(result.commands)
             else:  # the link went away while claiming: nothing was written, queue them again
@@ -287,7 +290,8 @@ class PmsLinkService(MultiService):
             if not protocol.connected:
                 self.protocol = None
                 if self.in_flight is not None:  # the link should have said so; make sure the DB does
-                    self._pending.append(Unanswered(self.in_flight, "link dropped while awaiting the answer", now))
+                    self._pending.append(
+                        Unanswered(self.in_flight, "link dropped while awaiting the answer", now))
                     self.in_flight = None
             self._flush()
         elif isinstance(event, NightAuditStarted):

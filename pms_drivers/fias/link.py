@@ -15,8 +15,10 @@ The dialogue, as this module implements it:
 - keep-alive: after ``keepalive_interval`` without hearing from the PMS, send ``LS``; IFC8 answers
   ``LA`` while alive. No ``LA`` within ``answer_timeout`` -> the link has failed (below).
 - one PS in flight (p.85): ``send(PostCharge)`` needs ``ready_for_posting()``; the PA is matched by
-  ``P#`` only, never by room. A PA whose P# is not in flight (late, duplicate) is ``Ignored``; after
-  ``answer_timeout`` the posting is ``PostingUnanswered`` (delivery unknown) and the next may go.
+  ``P#`` only, never by room. After ``answer_timeout`` the posting is ``PostingUnanswered`` (delivery
+  unknown) and the next may go. A PA whose P# is not in flight (late, duplicate) is still reported as
+  ``PostingAnswered`` for *its own* P#, leaving the one in flight awaiting its answer: a late OK means the
+  PMS booked that posting, and the outbox records it (``appliance.postings.on_late_answer``).
 - ``DS`` ... ``DE`` (resync): no postings in between (p.38); DE -> ``ResyncEnded`` + ``LinkReady``.
   GI/GO/GC are accepted with or without that envelope. ``DR`` goes out on ``RequestResync``; postings
   wait for the DS (or ``answer_timeout``, as newer PMSs ignore redundant requests).

@@ -112,10 +112,11 @@ class RecordHandlers:
         sequence = inbound.answer_sequence(rec)
         if isinstance(sequence, str):
             return [Ignored(reason=sequence, raw=raw)]
-        if self._in_flight is None or self._in_flight.sequence != sequence:
-            # Late or duplicate: it must never be matched to another posting (p.85, fias.md §8).
-            return [Ignored(reason=f"PA for P# {sequence} which is not in flight", raw=raw)]
-        self._in_flight = None
+        if self._in_flight is not None and self._in_flight.sequence == sequence:
+            self._in_flight = None
+        # A PA for a P# not in flight (late, after the answer timeout, or a duplicate) is still the PMS's
+        # word on that P#, and only on it (p.85, fias.md §8): it never touches the posting in flight; the
+        # outbox decides whether the posting it names may still take it (appliance.postings.on_late_answer).
         return [PostingAnswered(sequence=sequence, status=rec.get("AS").strip(), text=rec.get("CT"), raw=raw)]
 
 

@@ -249,14 +249,14 @@ def test_failure_answer_and_leading_zero_p_number(mode):
     ]
 
 
-def test_pa_for_another_p_number_is_ignored(mode):
+def test_pa_for_another_p_number_is_never_matched_to_the_one_in_flight(mode):
     """§3 / §8 item 1: a PA whose P# is not in flight (late, duplicate) must never be matched to the
-    posting that is; never correlate by RN."""
+    posting that is; never correlate by RN. It is reported for its own P# (the outbox decides)."""
     link, wire = alive_link(mode)
     link.send(charge(sequence=8), T0)
     [event] = wire.pms("PA|RN0412|ASOK|P#7|", now=T0 + 1)
-    assert event == Ignored(reason="PA for P# 7 which is not in flight", raw=b"PA|RN0412|ASOK|P#7|")
-    assert link.in_flight == 8
+    assert event == PostingAnswered(sequence=7, status="OK", raw=b"PA|RN0412|ASOK|P#7|")
+    assert link.in_flight == 8 and not link.ready_for_posting()
     [event] = wire.pms("PA|RN0412|ASOK|", now=T0 + 2)
     assert isinstance(event, Ignored) and "without P#" in event.reason
     [event] = wire.pms("PA|ASOK|P#x8|", now=T0 + 2)
@@ -268,26 +268,29 @@ def test_pa_for_another_p_number_is_ignored(mode):
 
 def test_answer_timeout_then_next_posting_and_late_pa(mode):
     """§3 (Spec p.24): wait >= 30 s for the PA; then the posting is unanswered (delivery unknown), the link
-    takes the next one, and the late PA of the first is ignored, not matched to the second."""
+    takes the next one, and the late PA of the first is reported for P# 1, not matched to the second."""
     link, wire = alive_link(mode)
     link.send(charge(sequence=1), T0)
     assert link.handle_timeout(T0 + 29.9) == []
     assert link.handle_timeout(T0 + 30) == [PostingUnanswered(sequence=1, reason="no answer within 30 s")]
     assert link.ready_for_posting()
     link.send(charge(sequence=2), T0 + 31)
-    assert wire.pms("PA|ASOK|P#1|", now=T0 + 32) == [
-        Ignored(reason="PA for P# 1 which is not in flight", raw=b"PA|ASOK|P#1|")
-    ]
+    late = PostingAnswered(sequence=1, status="OK", raw=b"PA|ASOK|P#1|")
+    assert wire.pms("PA|ASOK|P#1|", now=T0 + 32) == [late]
     assert link.in_flight == 2
     assert wire.pms("PA|ASOK|P#2|", now=T0 + 33)[0].sequence == 2
 
 
-def test_duplicate_pa_is_ignored(mode):
-    """§8 item 3: a repeated PA after the first was matched is not a second answer."""
+def test_duplicate_pa_does_not_answer_the_next_posting(mode):
+    """§8 item 3: a repeated PA is reported again for its own P# (the outbox notes it, changes nothing);
+    the next posting in flight still awaits its own answer."""
     link, wire = alive_link(mode)
     link.send(charge(sequence=3), T0)
-    events = wire.pms("PA|ASOK|P#3|", "PA|ASOK|P#3|", now=T0 + 1)
-    assert [type(e) for e in events] == [PostingAnswered, Ignored]
+    events = wire.pms("PA|ASOK|P#3|", now=T0 + 1)
+    assert events == [PostingAnswered(sequence=3, status="OK", raw=b"PA|ASOK|P#3|")]
+    link.send(charge(sequence=4), T0 + 2)
+    assert wire.pms("PA|ASOK|P#3|", now=T0 + 3)[0].sequence == 3
+    assert link.in_flight == 4
 
 
 def test_only_one_posting_in_flight_and_not_before_alive():
@@ -384,7 +387,8 @@ def test_ls_while_alive_restarts_the_handshake(mode):
     sent = wire.sent()
     assert sent[0].startswith("LD|") and sent[-1].startswith("LA|") and len(sent) == 9
     assert not link.ready_for_posting()
-    assert wire.pms("PA|ASOK|P#11|", now=T0 + 61)[0].reason == "PA for P# 11 which is not in flight"
+    late = PostingAnswered(sequence=11, status="OK", raw=b"PA|ASOK|P#11|")
+    assert wire.pms("PA|ASOK|P#11|", now=T0 + 61) == [late]
     assert wire.pms("LA|", now=T0 + 62) == [LinkReady(detail="link alive")]
     assert link.ready_for_posting()
 
