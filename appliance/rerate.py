@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 from appliance.config import ApplianceConfig
 from appliance.db.models import Call, Posting, Stay
 from appliance.events import CallRecord
+from appliance.extensions import ExtensionDirectory
 from appliance.numbering import Classifier, plan_for_site
 from appliance.outbox import change_state
 from appliance.pipeline import Pipeline, add_posting
@@ -94,7 +95,7 @@ class Rerater:
         # Only Pipeline.route is used: the routing rules must be the daemon's, not a copy of them.
         self.pipeline = Pipeline(config, None, {})  # type: ignore[arg-type]
         self.pms_link = config.pms.name if config.pms else ""
-        self.extensions = config.extension_map()
+        self.extensions = ExtensionDirectory()  # the table, read by rerate() (appliance.extensions)
 
     def rating_of(self, call: Call) -> Rating:
         classification = self.classify(call.dialled)
@@ -110,6 +111,7 @@ def rerate(session: Session, config: ApplianceConfig, *, start: datetime, end: d
            rerater: Rerater | None = None) -> RerateReport:
     """Re-rate outgoing calls with ``start <= call.start < end``; with ``dry_run`` nothing is written."""
     rerater = rerater or Rerater(config)
+    rerater.extensions.load(session, now)
     report = RerateReport(start=start, end=end, dry_run=dry_run)
     calls = list(session.scalars(  # read first: the loop below flushes new postings into the session
         select(Call).where(Call.start >= start, Call.start < end, Call.direction == "outgoing",
