@@ -95,3 +95,25 @@ def test_through_the_cli(config_file: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "premium call to +19005550123 (US), 10 s" in result.stdout
     assert result.stdout.splitlines()[-1] == "amount: USD 0.00 (not charged)"  # within the 15 s grace
+
+
+def test_the_extension_table_decides_the_category_when_the_database_has_one(config_file: Path,
+                                                                            migrated_url: str) -> None:
+    """The daemon routes with the table (appliance.extensions); so does the explanation. Extension 101 is a
+    guest phone in the example configuration; the table says it is now the lobby's."""
+    from appliance.db.models import Extension
+    from appliance.db.session import make_engine, make_sessionmaker
+
+    data = yaml.safe_load(config_file.read_text())
+    data["database"]["url"] = migrated_url
+    config_file.write_text(yaml.safe_dump(data))
+    assert run(config_file, "--number", "92125550123", "--duration", "60", "--extension", "101") \
+        .splitlines()[0].startswith("extension 101 (guest, room")  # an empty table: the file's ranges
+    engine = make_engine(migrated_url)
+    with make_sessionmaker(engine).begin() as session:
+        session.add(Extension(number="101", category="lobby", room="", description="moved to the lobby"))
+    engine.dispose()
+    assert run(config_file, "--number", "92125550123", "--duration", "60", "--extension", "101",
+               ).splitlines()[0] == "extension 101 (lobby), trunk -"
+    assert run(config_file, "--number", "92125550123", "--duration", "60", "--extension", "102",
+               ).splitlines()[0] == "extension 102 (unknown), trunk -"

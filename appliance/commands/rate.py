@@ -1,9 +1,10 @@
 """``appliance rate``: price one call as the daemon would and explain it, for "why did this cost 7.40".
 
 Classification and rating are the pipeline's (appliance.numbering, appliance.rating) over the site and
-tariff of ``--config``; nothing is read from or written to the database. ``--at`` is ISO 8601, in the
-site's zone when it has no offset (default: now). The category comes from ``--extension`` through the
-configured extension ranges (``guest`` without one), or from ``--category``.
+tariff of ``--config``; nothing is written to the database. ``--at`` is ISO 8601, in the site's zone when
+it has no offset (default: now). The category comes from ``--extension`` through the extension table the
+daemon routes with (``appliance.extensions``), or through the configured ranges when the database cannot
+be read (``guest`` without an extension), or from ``--category``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import json
 import sys
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import make_url, select
 
 from appliance.commands.common import add_config_option, load
 from appliance.errors import ConfigError
@@ -37,6 +41,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _extension(config, number: str) -> tuple[str, str]:
+    if not number:
+        return "guest", ""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from appliance.db.models import Extension
+    from appliance.db.session import make_engine
+
+    url = config.database.url
+    if url.startswith("sqlite") and not Path(make_url(url).database or "").is_file():
+        return config.extension_map().get(number, ("unknown", ""))
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            row = connection.execute(select(Extension.category, Extension.room)
+                                     .where(Extension.number == number)).first()
+            if row is not None or connection.execute(select(Extension.number).limit(1)).first() is not None:
+                return (row.category, row.room) if row is not None else ("unknown", "")
+    except SQLAlchemyError:
+        pass  # no database here (a laptop, a copy of the file): the configuration's ranges answer
+    finally:
+        engine.dispose()
+    return config.extension_map().get(number, ("unknown", ""))
+
+
 def parse_time(text: str | None, tz, option: str = "--at") -> datetime:
     if text is None:
         return datetime.now(tz)
@@ -53,8 +82,7 @@ def run(args: argparse.Namespace, out=None) -> int:
     if args.duration < 0:
         raise ConfigError([("--duration", "must be 0 or more seconds")])
     start = parse_time(args.at, config.site.tz)
-    default = ("guest" if not args.extension else "unknown", "")
-    category, room = config.extension_map().get(args.extension, default)
+    category, room = _extension(config, args.extension)
     category = args.category or category
     classify = Classifier(plan_for_site(config.site, free_numbers=config.tariff.free_numbers))
     book = TariffBook(config.tariff, config.site.tz)
