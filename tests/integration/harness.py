@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +42,10 @@ class Site:
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     answer_timeout: float = 5.0
     pbx: dict | None = None
+    # Where the PBX simulator connects; None: straight to the daemon's link (a LinkCutter sits between).
+    pbx_connect_port: int | None = None
+    # Extra keyword arguments for Popen per process name (e.g. ``preexec_fn`` for a resource limit).
+    popen_extra: dict[str, dict] = field(default_factory=dict)
 
     @property
     def config_path(self) -> Path:
@@ -76,7 +82,8 @@ class Site:
         log.write(f"\n=== start {' '.join(args)}\n")
         log.flush()
         process = subprocess.Popen([sys.executable, "-m", "appliance", *args], stdout=log,
-                                   stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                   stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                   **self.popen_extra.get(name, {}))
         self.processes[name] = process
         return process
 
@@ -90,7 +97,8 @@ class Site:
 
     def start_pbx(self, count: int, rate: float, *extra: str) -> subprocess.Popen:
         return self.start("pbx", "simulate", "pbx", "--driver", "mitel_mivb", "--connect",
-                          f"127.0.0.1:{self.pbx_port}", "--count", str(count), "--rate", str(rate),
+                          f"127.0.0.1:{self.pbx_connect_port or self.pbx_port}", "--count", str(count),
+                          "--rate", str(rate),
                           "--extensions", "101-130,150", "--timezone", "America/New_York",
                           "--record", str(self.pbx_record), *extra)
 
@@ -141,6 +149,105 @@ class Site:
             engine.dispose()
         return {"calls": calls, "raws": raws, "states": states, "postings": postings, "chargeable": chargeable,
                 "quarantined": quarantined}
+
+
+class LinkCutter:
+    """A TCP relay between the PBX simulator and the daemon's ``tcp-server`` link that can drop the link.
+
+    ``cut()`` closes every relayed connection at once, as a serial-to-IP converter that reboots or a
+    pulled cable does; bytes in flight are lost and the PBX must reconnect (and replay). A new client
+    is held, unread, until the daemon accepts the relay's own connection, so a daemon that is down
+    delays the PBX's bytes instead of losing them; when the daemon's side closes, the PBX side is closed
+    too, so the PBX sees what it would see without the relay.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._lock = threading.Lock()
+        self._pairs: list[tuple[socket.socket, socket.socket | None]] = []
+        self._closed = False
+        self.cuts = 0
+        self.connections = 0
+        threading.Thread(target=self._accept, name="link-cutter", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        entry: list = [client, None]
+        with self._lock:
+            self._pairs.append(entry)  # type: ignore[arg-type]
+        upstream = None
+        try:
+            while upstream is None and not self._closed and entry in self._pairs:
+                try:
+                    upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=1)
+                except OSError:
+                    time.sleep(0.2)
+            if upstream is None:
+                return
+            entry[1] = upstream
+            self.connections += 1
+            self._pump(client, upstream)
+        finally:
+            with self._lock:
+                if entry in self._pairs:
+                    self._pairs.remove(entry)
+            for sock in (client, upstream):
+                if sock is not None:
+                    _close(sock)
+
+    @staticmethod
+    def _pump(client: socket.socket, upstream: socket.socket) -> None:
+        peer = {client: upstream, upstream: client}
+        with selectors.DefaultSelector() as selector:
+            selector.register(client, selectors.EVENT_READ)
+            selector.register(upstream, selectors.EVENT_READ)
+            while True:
+                for key, _ in selector.select(timeout=0.5):
+                    try:
+                        data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                        if not data:
+                            return
+                        peer[key.fileobj].sendall(data)  # type: ignore[index]
+                    except OSError:
+                        return
+
+    def cut(self) -> int:
+        """Drop every relayed connection now; returns how many were dropped."""
+        with self._lock:
+            pairs, self._pairs = list(self._pairs), []
+        for client, upstream in pairs:
+            for sock in (client, upstream):
+                if sock is not None:
+                    # shutdown only: the relay thread sees EOF and closes its sockets itself, so no
+                    # descriptor is closed under a select() running in another thread.
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+        self.cuts += 1
+        return len(pairs)
+
+    def close(self) -> None:
+        self._closed = True
+        _close(self._server)
+        self.cut()
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
 
 
 def _jsonl(path: Path) -> list[dict]:
