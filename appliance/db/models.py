@@ -94,8 +94,11 @@ class Call(Base):
     postings: Mapped[list[Posting]] = relationship(back_populates="call", order_by="Posting.id")
 
     __table_args__ = (
-        # The call report's period filter and its totals read these columns only (an index-only scan).
-        Index("ix_calls_start_amount", "start", "amount", "duration"),
+        # The call report reads a period's totals, filters and sort columns from this index alone.
+        Index("ix_calls_report", "start", "amount", "duration", "disposition", "room", "extension",
+              "account_code", "direction", "dialled", "caller"),
+        # Calls without a charge in one state (excluded, internal, incoming) in a period (the report).
+        Index("ix_calls_disposition_start", "disposition", "start", "amount", "duration"),
         Index("ix_calls_pbx_call_id", "pbx_call_id"),
     )
 
@@ -136,6 +139,9 @@ class Posting(Base):
         Index("ix_postings_sequence", "link", "sequence"),
         Index("ix_postings_refunds", "created_at", sqlite_where=text("kind = 'refund'"),
               postgresql_where=text("kind = 'refund'")),
+        # The report's calls whose charge is in a rare state (open, retry, failed, refunded).
+        Index("ix_postings_charge_state", "state", "call_id", sqlite_where=text("kind = 'charge'"),
+              postgresql_where=text("kind = 'charge'")),
         # One charge per call, whatever happens: the last guard against a double posting.
         Index("uq_postings_one_charge_per_call", "call_id", unique=True,
               sqlite_where=text("kind = 'charge'"), postgresql_where=text("kind = 'charge'")),

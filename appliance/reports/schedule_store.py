@@ -1,17 +1,14 @@
-"""Where the report schedules and their last runs are kept, until they move to a database table.
+"""The JSON file report schedules were kept in before schema 0005 (``reports.schedule_file``).
 
-The web admin will edit the schedules; the daemon runs them. Both are separate processes, so the store is
-a JSON file in the state folder (``/var/lib/appliance/report_schedules.json`` by default), written
-atomically (temporary file + ``os.replace``) so a reader never sees half a file. The interface is what a
-database-backed store will offer later, so callers do not change when the table arrives:
+The schedules now live in the ``report_schedules`` table (appliance/reports/schedule_db.py). This module
+remains for two things: ``ScheduleDefinition`` and ``check``, the validated shape of a schedule that the
+table, the scheduler and the web admin's form share; and ``load``, which ``schedule_db.import_file`` uses
+to import an older installation's file once. ``save``, ``save_schedules`` and ``record_run`` write the
+file format (atomically: temporary file + ``os.replace``) for tests and for a site that wants to hand an
+installation a prepared file before its first start.
 
-    load(path) -> Store                       the schedules and the last runs
-    save(path, store)                         write both back
-    save_schedules(path, schedules)           the web admin's "save" (keeps the last runs)
-    record_run(path, name, due)               the scheduler's "this run is done"
-
-``last_runs`` holds, per schedule, the due time (UTC) of the last run that was delivered; the scheduler
-compares it with the last due time to find a run missed while the appliance was off.
+``last_runs`` holds, per schedule, the due time (UTC) of the last run that was delivered; the import
+carries it into ``report_schedules.last_run_due`` so the missed-run catch-up continues.
 """
 
 from __future__ import annotations
@@ -25,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-DEFAULT_PATH = "/var/lib/appliance/report_schedules.json"
+DEFAULT_PATH = "/var/lib/appliance/report-schedules.json"  # as ReportsConfig.schedule_file
 KINDS = ("daily", "weekly", "monthly")
 FORMATS = ("csv", "xlsx", "pdf")
 EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+")

@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from appliance.db.models import Call, Extension, ReportSchedule
+from appliance.db.models import Alert, AlertDelivery, Call, Extension, ReportSchedule
 from tests.webadmin.conftest import LiveServer, make_call, make_posting, make_user
 from tests.webadmin.test_browser_screens import Session, browser, site  # noqa: F401 (fixtures)
 from webadmin import format_money
@@ -128,6 +128,37 @@ def test_report_screens_and_schedule_editor(site: tuple[Flask, LiveServer], brow
     viewer.page.get_by_role("navigation", name="Main").get_by_role("link", name="Reports").click()
     viewer.page.get_by_role("link", name="Cost by extension").first.click()
     assert viewer.page.get_by_role("link", name="Scheduled reports").count() == 0
+    # The alerts screen: a delivery that failed twice, then went through; opened under its alert.
+    alert_id = _seed_alert(app)
+    viewer.go("/alerts/")
+    viewer.page.locator(f"#delivery-log-{alert_id} summary").click()
+    log = viewer.page.locator(f"#delivery-log-{alert_id} table")
+    assert log.locator("tbody tr").count() == 4 and "HTTP 503" in log.inner_text()
+    viewer.shot("alerts-delivery-log")
     viewer.close()
+
+
+def _seed_alert(app: Flask) -> int:
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    with app.extensions["appliance_db"].sessions() as db:
+        alert = Alert(rule="lobby_long_distance", severity="warning", subject="150",
+                      message="Lobby phone 150 dialled an international number (+44 20 7946 0000)",
+                      created_at=now - timedelta(minutes=12))
+        db.add(alert)
+        db.flush()
+        hook = "https://hooks.example.net/..."
+        db.add_all([
+            AlertDelivery(alert_id=alert.id, channel="security-desk", target=hook, attempt=1, at=alert.created_at,
+                          outcome="retry", error="DeliveryError: HTTP 503 Service Unavailable"),
+            AlertDelivery(alert_id=alert.id, channel="security-desk", target=hook, attempt=2,
+                          at=alert.created_at + timedelta(seconds=30), outcome="retry",
+                          error="DeliveryError: HTTP 503 Service Unavailable"),
+            AlertDelivery(alert_id=alert.id, channel="security-desk", target=hook, attempt=3,
+                          at=alert.created_at + timedelta(seconds=90), outcome="sent"),
+            AlertDelivery(alert_id=alert.id, channel="night-manager", target="nm@hotel.example", attempt=1,
+                          at=alert.created_at, outcome="sent"),
+        ])
+        db.commit()
+        return alert.id
 
 
