@@ -9,9 +9,15 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
+from datetime import datetime, timezone
+from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
+from appliance.db.models import Posting
+from appliance.db.session import make_engine, make_sessionmaker
+from appliance.pipeline import add_posting
 from tests.integration.harness import Site, wait_for
 
 pytestmark = pytest.mark.slow
@@ -63,5 +69,57 @@ def test_postings_wait_for_the_pms_and_a_lost_answer_fails_only_its_posting(tmp_
         assert all(min(s for s in sequences if s > sequence) in ok for sequence in followed)
         assert answered_ok - ok <= {p.sequence for p in failed}  # the PS in flight when the PMS stopped
         print(f"calls={db['calls']} postings={db['states']} received={len(received)} lost={len(lost)}")
+    finally:
+        site.stop_all()
+
+
+def _queue(site: Site, *rooms: str) -> None:
+    engine = make_engine(site.db_url)
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            for room in rooms:
+                add_posting(session, call=None, link="pms", room=room, stay_id=None, amount=Decimal("1.25"),
+                            currency="USD", now=datetime.now(timezone.utc), cause="test", destination="44207")
+    finally:
+        engine.dispose()
+
+
+def _reasons(site: Site) -> dict[str, tuple[str, str]]:
+    engine = make_engine(site.db_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            return {p.room: (p.state, p.reason) for p in session.scalars(select(Posting))}
+    finally:
+        engine.dispose()
+
+
+def test_a_late_answer_counts_and_nothing_is_posted_twice(tmp_path, db_url) -> None:
+    """Over loopback TCP with the real daemon (answer timeout 2 s): the PA of the first posting comes 4 s
+    late, while the next posting is in flight; it is not taken for the next one, and the first becomes
+    ``ok`` ("late answer"). A late NG keeps its posting failed, with the PMS's reason. The PMS received
+    each posting once."""
+    site = Site(tmp_path, db_url, answer_timeout=2.0)
+    site.write_config()
+    log = tmp_path / "daemon.log"
+    try:
+        site.start_pms()
+        site.start_daemon()
+        wait_for(lambda: log.exists() and "PMS link pms up" in log.read_text(), 60, "the PMS link", site)
+        assert site.control("fault late-pa 4").startswith("OK"), site.logs()
+        _queue(site, "101", "102")
+        wait_for(lambda: _reasons(site).get("101", ("", ""))[0] == "ok"
+                 and _reasons(site).get("102", ("", ""))[0] == "ok", 60, "the late OK", site)
+        assert site.control("fault late-pa 4").startswith("OK")
+        _queue(site, "999")
+        wait_for(lambda: "late answer" in _reasons(site).get("999", ("", ""))[1], 60, "the late NG", site)
+
+        reasons = _reasons(site)
+        assert reasons["101"][1].startswith("late answer from the PMS: OK (after ")
+        assert reasons["102"] == ("ok", "OK: posted")
+        assert reasons["999"][0] == "failed"
+        assert reasons["999"][1].startswith("late answer from the PMS: PMS refused it, NG: guest not found")
+        received = site.pms_received()
+        assert sorted(r["room"] for r in received) == ["101", "102", "999"]
+        assert len({r["sequence"] for r in received}) == 3
     finally:
         site.stop_all()
