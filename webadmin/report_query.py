@@ -140,74 +140,127 @@ def _digits(text: str) -> str:
     return "".join(ch for ch in text if ch not in " .-()/").strip()
 
 
-def _calls_branch(flt: ReportFilter, zone: ZoneInfo, *, slim: bool = False) -> Select[Any]:
-    """The calls under the filter; ``slim``: only what the totals need (no posting join unless the
-    state is filtered on)."""
-    charge = aliased(Posting)
-    state = func.coalesce(charge.state, Call.disposition)
-    if slim:
-        statement = select(literal("call", String).label("record"), Call.duration.label("duration"),
-                           Call.amount.label("amount"))
-    else:
-        statement = select(
-            literal("call", String).label("record"), Call.id.label("id"), Call.id.label("call_id"),
-            Call.start.label("start"), Call.extension.label("extension"), Call.room.label("room"),
-            Call.direction.label("direction"), Call.caller.label("caller"), Call.dialled.label("dialled"),
-            Call.duration.label("duration"), Call.call_class.label("call_class"),
-            Call.destination.label("destination"), Call.account_code.label("account_code"),
-            Call.pbx_call_id.label("pbx_call_id"), Call.amount.label("amount"),
-            Call.currency.label("currency"), state.label("state"), charge.id.label("posting_id"),
-            literal("", String).label("by"),
-        )
-    if not slim or (flt.state and not flt.call_id):
-        # At most one charge per call (uq_postings_one_charge_per_call): the join never repeats a call.
-        statement = statement.outerjoin(charge, and_(charge.call_id == Call.id, charge.kind == "charge"))
-    if flt.call_id:
-        return statement.where(_call_id_match(Call, flt))
+# The postings' kind as SQL text, not a bound parameter: SQLite uses a partial index (``WHERE kind =
+# 'charge'``) only when the query's own condition is that literal, which a parameter is not.
+CHARGE = literal("charge", String, literal_execute=True)
+REFUND = literal("refund", String, literal_execute=True)
+# Posting states a charge rarely stays in: the calls holding one are found from the postings
+# (ix_postings_charge_state) rather than by reading every call of the period. "ok" is the common state,
+# so those calls are read by period and their charge looked up.
+FEW_STATES = ("open", "retry", "failed", "refunded", "excluded", "internal", "incoming")
+
+
+def _call_columns(charge: Any, state: Any, shape: str, sort: str) -> list[Any]:
+    """What a calls branch selects: ``full`` the report's columns, ``totals`` what the totals add up,
+    ``keys`` only what puts a page in order (the id and the sort column)."""
+    if shape == "totals":
+        return [func.count().label("rows"), func.coalesce(func.sum(Call.duration), 0).label("duration"),
+                type_coerce(func.coalesce(func.sum(Call.amount), 0), Money).label("amount")]
+    if shape == "keys":
+        columns = {"start": Call.start, "room": Call.room, "extension": Call.extension,
+                   "duration": Call.duration, "amount": Call.amount, "state": state}
+        key = (case((Call.direction == "incoming", Call.caller), else_=Call.dialled)
+               if sort == "number" else columns[sort])
+        return [Call.id.label("id"), key.label("key")]
+    return [
+        literal("call", String).label("record"), Call.id.label("id"), Call.id.label("call_id"),
+        Call.start.label("start"), Call.extension.label("extension"), Call.room.label("room"),
+        Call.direction.label("direction"), Call.caller.label("caller"), Call.dialled.label("dialled"),
+        Call.duration.label("duration"), Call.call_class.label("call_class"),
+        Call.destination.label("destination"), Call.account_code.label("account_code"),
+        Call.pbx_call_id.label("pbx_call_id"), Call.amount.label("amount"),
+        Call.currency.label("currency"), state.label("state"), charge.id.label("posting_id"),
+        literal("", String).label("by"),
+    ]
+
+
+def _calls_branches(flt: ReportFilter, zone: ZoneInfo, shape: str = "full",
+                    sort: str = "start") -> list[Select[Any]]:
+    """The calls under the filter, as one SELECT, or two when a state is asked for.
+
+    A call's state is its charge's state, or its disposition when it has no charge. With a state ``X``
+    the calls are those whose charge is in ``X`` plus those without a charge whose disposition is ``X``:
+    two disjoint sets, each found by its own index (the charges by state, the calls by disposition and
+    start), where one condition on ``coalesce(charge.state, disposition)`` would read every call of the
+    period and look up its charge."""
     low, high = day_bounds(flt.start_date, flt.end_date, zone)
-    conditions: list[ColumnElement[bool]] = []
-    if low is not None:
-        conditions.append(Call.start >= low)
-    if high is not None:
-        conditions.append(Call.start < high)
-    if flt.state:
-        conditions.append(state == flt.state)
-    conditions += _call_conditions(Call, flt)
-    if flt.room:
-        conditions.append(Call.room == flt.room.strip())
-    return statement.where(*conditions)
+    common: list[ColumnElement[bool]] = []
+    if not flt.call_id:
+        if low is not None:
+            common.append(Call.start >= low)
+        if high is not None:
+            common.append(Call.start < high)
+        common += _call_conditions(Call, flt)
+        if flt.room:
+            common.append(Call.room == flt.room.strip())
+    charge = aliased(Posting)
+    on_charge = and_(charge.call_id == Call.id, charge.kind == CHARGE)
+    if flt.call_id or not flt.state:
+        state = func.coalesce(charge.state, Call.disposition)
+        statement = select(*_call_columns(charge, state, shape, sort))
+        # At most one charge per call (uq_postings_one_charge_per_call): the join never repeats a call.
+        if shape == "full" or (shape == "keys" and sort == "state"):
+            statement = statement.outerjoin(charge, on_charge)
+        if flt.call_id:
+            return [statement.where(_call_id_match(Call, flt))]
+        return [statement.where(*common)]
+    if flt.state in FEW_STATES:
+        # From the charges in that state (few), each to its call by primary key.
+        charged = (select(*_call_columns(charge, charge.state, shape, sort)).select_from(charge)
+                   .join(Call, Call.id == charge.call_id)
+                   .where(charge.kind == CHARGE, charge.state == flt.state, *common))
+    else:
+        # From the calls of the period, each to its charge. The outer join and coalesce keep SQLite from
+        # starting at the postings, which would read every charge in the state over all time.
+        charged = (select(*_call_columns(charge, charge.state, shape, sort)).select_from(Call)
+                   .outerjoin(charge, on_charge)
+                   .where(func.coalesce(charge.state, "") == flt.state, *common))
+    uncharged = (select(*_call_columns(charge, Call.disposition, shape, sort)).select_from(Call)
+                 .outerjoin(charge, on_charge)
+                 .where(Call.disposition == flt.state, charge.id.is_(None), *common))
+    return [charged, uncharged]
 
 
-def _refunds_branch(flt: ReportFilter, zone: ZoneInfo, *, slim: bool = False) -> Select[Any]:
-    """The refund records under the filter; ``slim``: only what the totals need."""
+def _refund_columns(refund: Any, call: Any, shape: str, sort: str) -> list[Any]:
+    if shape == "totals":
+        return [func.count().label("rows"), literal(0).label("duration"),
+                type_coerce(func.coalesce(func.sum(-refund.amount), 0), Money).label("amount")]
+    if shape == "keys":
+        columns = {"start": refund.created_at, "room": refund.room,
+                   "extension": func.coalesce(call.extension, ""), "duration": literal(0),
+                   "amount": -refund.amount, "state": refund.state,
+                   "number": case((call.direction == "incoming", call.caller),
+                                  else_=func.coalesce(call.dialled, ""))}
+        return [refund.id.label("id"), columns[sort].label("key")]
+    return [
+        literal("refund", String).label("record"), refund.id.label("id"), refund.call_id.label("call_id"),
+        refund.created_at.label("start"), func.coalesce(call.extension, "").label("extension"),
+        refund.room.label("room"), func.coalesce(call.direction, "").label("direction"),
+        func.coalesce(call.caller, "").label("caller"), func.coalesce(call.dialled, "").label("dialled"),
+        literal(0).label("duration"), func.coalesce(call.call_class, "").label("call_class"),
+        refund.destination.label("destination"),
+        func.coalesce(call.account_code, "").label("account_code"),
+        func.coalesce(call.pbx_call_id, "").label("pbx_call_id"), (-refund.amount).label("amount"),
+        refund.currency.label("currency"), refund.state.label("state"), refund.id.label("posting_id"),
+        refund.created_by.label("by"),
+    ]
+
+
+def _refunds_branch(flt: ReportFilter, zone: ZoneInfo, shape: str = "full",
+                    sort: str = "start") -> Select[Any]:
+    """The refund records under the filter (refund postings: a few per thousand calls)."""
     refund = aliased(Posting)
     call = aliased(Call)
-    if slim:
-        statement = select(literal("refund", String).label("record"), literal(0).label("duration"),
-                           (-refund.amount).label("amount"))
-    else:
-        statement = select(
-            literal("refund", String).label("record"), refund.id.label("id"), refund.call_id.label("call_id"),
-            refund.created_at.label("start"), func.coalesce(call.extension, "").label("extension"),
-            refund.room.label("room"), func.coalesce(call.direction, "").label("direction"),
-            func.coalesce(call.caller, "").label("caller"), func.coalesce(call.dialled, "").label("dialled"),
-            literal(0).label("duration"), func.coalesce(call.call_class, "").label("call_class"),
-            refund.destination.label("destination"),
-            func.coalesce(call.account_code, "").label("account_code"),
-            func.coalesce(call.pbx_call_id, "").label("pbx_call_id"), (-refund.amount).label("amount"),
-            refund.currency.label("currency"), refund.state.label("state"), refund.id.label("posting_id"),
-            refund.created_by.label("by"),
-        )
-    if not slim or flt.call_id or flt.extension or flt.caller or flt.called or flt.account:
+    statement = select(*_refund_columns(refund, call, shape, sort))
+    if (shape != "totals" or flt.call_id or flt.extension or flt.caller or flt.called or flt.account):
         statement = statement.outerjoin(call, call.id == refund.call_id)
-    statement = statement.where(refund.kind == "refund")
+    statement = statement.where(refund.kind == REFUND)
     if flt.call_id:
         return statement.where(_call_id_match(call, flt))
     low, high = day_bounds(flt.start_date, flt.end_date, zone)
     conditions: list[ColumnElement[bool]] = []
     if low is not None:
-        # updated_at >= created_at always: the redundant bound lets the updated_at index find recent ones.
-        conditions += [refund.created_at >= low, refund.updated_at >= low]
+        conditions.append(refund.created_at >= low)
     if high is not None:
         conditions.append(refund.created_at < high)
     if flt.state:
@@ -251,13 +304,13 @@ def resolve_call_id(session: Session, flt: ReportFilter) -> ReportFilter:
     return replace(flt, call_ids=tuple(ids))
 
 
-def _branches(flt: ReportFilter, zone: ZoneInfo, *, slim: bool = False) -> list[Select[Any]]:
+def _branches(flt: ReportFilter, zone: ZoneInfo, shape: str = "full", sort: str = "start") -> list[Select[Any]]:
     both = bool(flt.call_id) or flt.record_type == "both"
     branches = []
     if both or flt.record_type == "charges":
-        branches.append(_calls_branch(flt, zone, slim=slim))
+        branches += _calls_branches(flt, zone, shape, sort)
     if both or flt.record_type == "refunds":
-        branches.append(_refunds_branch(flt, zone, slim=slim))
+        branches.append(_refunds_branch(flt, zone, shape, sort))
     return branches
 
 
@@ -277,18 +330,25 @@ def report_statement(flt: ReportFilter, zone: ZoneInfo, sort: str = "start", des
                      first: int | None = None) -> Select[Any]:
     """The filtered rows in the asked order, as the columns of ``ReportRow``.
 
-    With ``first``, only the first ``first`` rows are wanted (a page): each branch of the UNION then
-    brings at most that many, in order, so the database walks an index and stops early instead of
-    sorting every filtered row; the outer query merges them.
+    With ``first``, only the first ``first`` rows are wanted (a page). Each branch of the UNION then
+    first finds the ids of its first ``first`` rows from the sort column alone (an index walk that stops
+    early when sorting by start; a sort of narrow rows otherwise, without joining each row's charge unless
+    the sort is by state), and only those rows are read whole; the outer query merges the branches.
     """
     if sort not in SORTS:
         sort = "start"
     branches: list[Any] = _branches(flt, zone)
-    if first is not None and len(branches) > 1 and not flt.call_id:
-        # No tie on the record kind inside a branch: it is a constant there (PostgreSQL refuses to
-        # order by one).
-        branches = [select(branch.order_by(*_order(branch.selected_columns, sort, descending, ties=False))
-                           .limit(first).subquery()) for branch in branches]
+    if first is not None and not flt.call_id:
+        keys = _branches(flt, zone, "keys", sort)
+        picked = []
+        for branch, key in zip(branches, keys, strict=True):
+            # No tie on the record kind inside a branch: it is a constant there (PostgreSQL refuses to
+            # order by one).
+            order = [key.selected_columns.key.desc() if descending else key.selected_columns.key.asc(),
+                     key.selected_columns.id.desc() if descending else key.selected_columns.id.asc()]
+            ids = select(key.order_by(*order).limit(first).subquery().c.id)
+            picked.append(branch.where(branch.selected_columns.id.in_(ids)))
+        branches = picked
     report = (branches[0] if len(branches) == 1 else union_all(*branches)).subquery("report")
     # type_coerce keeps Money's conversion to Decimal through the UNION (the refunds' amount is negated).
     columns = [type_coerce(report.c.amount, Money).label("amount") if name == "amount" else report.c[name]
@@ -305,20 +365,21 @@ def report_page(session: Session, flt: ReportFilter, zone: ZoneInfo, *, sort: st
 
 
 def report_totals(session: Session, flt: ReportFilter, zone: ZoneInfo) -> Totals:
+    """The totals of every filtered row: one aggregate per branch (each on its own index, mostly read
+    from the index alone), added up here, instead of one aggregate over their UNION."""
     flt = resolve_call_id(session, flt)
-    branches = _branches(flt, zone, slim=True)
-    report = (branches[0] if len(branches) == 1 else union_all(*branches)).subquery("report")
-    is_call = report.c.record == "call"
-    statement = select(
-        func.count(),
-        func.coalesce(func.sum(case((is_call, 1), else_=0)), 0),
-        func.coalesce(func.sum(report.c.duration), 0),
-        type_coerce(func.coalesce(func.sum(case((is_call, report.c.amount), else_=0)), 0), Money),
-        type_coerce(func.coalesce(func.sum(case((is_call, 0), else_=report.c.amount)), 0), Money),
-    ).select_from(report)
-    rows, calls, duration, charged, refunded = session.execute(statement).one()
-    return Totals(rows=int(rows), calls=int(calls), refunds=int(rows) - int(calls), duration=int(duration),
-                  charged=charged, refunded=refunded)
+    both = bool(flt.call_id) or flt.record_type == "both"
+    calls = duration = refunds = 0
+    charged = refunded = Decimal(0)
+    if both or flt.record_type == "charges":
+        for statement in _calls_branches(flt, zone, "totals"):
+            rows, seconds, amount = session.execute(statement).one()
+            calls, duration, charged = calls + int(rows), duration + int(seconds), charged + amount
+    if both or flt.record_type == "refunds":
+        rows, _, amount = session.execute(_refunds_branch(flt, zone, "totals")).one()
+        refunds, refunded = int(rows), amount
+    return Totals(rows=calls + refunds, calls=calls, refunds=refunds, duration=duration, charged=charged,
+                  refunded=refunded)
 
 
 def iter_report(session: Session, flt: ReportFilter, zone: ZoneInfo, *, sort: str = "start",
