@@ -2,10 +2,12 @@
 
 Run: ``.venv/bin/python bench/posting.py [--postings N] [--database-url URL]``. The daemon (``appliance
 run``) starts while the PMS simulator is away, N postings wait in its outbox, then the simulator starts
-(the link is restored) and the daemon drains the queue, one PS in flight at a time (FIAS 2.20.23 p.85),
-each claim committed before its PS leaves and each answer committed when its PA comes back. Prints
-postings/s from the first PS sent to the last PA recorded, and the answer latency (PA recorded minus PS
-claimed) p50 / p99, from the outbox's own timestamps.
+(the link is restored) and the daemon drains the queue, one PS in flight at a time (FIAS 2.20.23 p.85).
+Postings are claimed a window ahead (P# and ``sent_at`` committed before any PS leaves) and answers are
+committed in batches, with at most ``appliance.outbox.PIPELINE_DEPTH`` sent postings awaiting their
+commit. Prints postings/s from the first PS sent to the last PA received, the answer latency (PA received
+minus PS written, both as the outbox stores them) p50 / p99, and the load average (the figure is only
+comparable on an idle machine).
 
 Target (issue 5): at least 300 postings/s.
 """
@@ -13,6 +15,7 @@ Target (issue 5): at least 300 postings/s.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -72,6 +75,7 @@ def main() -> int:
           f"({wall:.1f} s including the simulator's start)")
     print(f"throughput: {len(rows) / seconds:.0f} postings/s (target >= 300)")
     print(f"answer latency: p50 {statistics.median(latencies):.2f} ms, p99 {p99:.2f} ms")
+    print("load average: " + " ".join(f"{load:.2f}" for load in os.getloadavg()))
     return 0
 
 

@@ -55,3 +55,15 @@ class TlsOptions:
             path = getattr(self, name)
             if path and not os.path.isfile(path):
                 raise ValueError(f"tls.{name}: no file at {path}")
+
+
+TLS_TRANSPORTS = frozenset({"tcp-client"})
+
+
+def transport_problems(options: object, transport: str) -> list[tuple[str, str]]:
+    """What a PMS link's ``options`` cannot do over ``transport``, as (option key, message) pairs: TLS
+    wraps a TCP connection we open (FIAS 2.20.24 "TCP/IP SSL stream"), so only ``tcp-client`` takes it.
+    ``appliance check-config`` reports these with the link's key path; the PMS service refuses them too."""
+    if getattr(options, "tls", None) is not None and transport not in TLS_TRANSPORTS:
+        return [("tls", f"TLS needs transport tcp-client, not {transport}")]
+    return []

@@ -86,6 +86,8 @@ class PmsLinkService(MultiService):
         self._thresholds = linkhealth.Thresholds.from_options(options)
         tls = getattr(options, "tls", None)
         if tls is not None and link.transport != "tcp-client":
+            # ``appliance check-config`` reports this first (the options' ``transport_problems``); the
+            # daemon refuses it all the same.
             raise ConfigError([("pms.options.tls", f"TLS needs transport tcp-client, not {link.transport}")])
         # A PMS link stamps DA/TI in the site's zone, so it is built with it.
         factory = LinkFactory(lambda: spec.make_link(options, tz=tz), reactor, self._handle, link.name,
@@ -217,7 +219,8 @@ class PmsLinkService(MultiService):
                 self._release_reason = "the link went down first"
 
     def _settle(self, outcome: Outcome) -> None:
-        self._done.add(outcome.sequence)
+        if outcome.sequence in self._unsettled:  # (a late or repeated answer settles nothing we sent)
+            self._done.add(outcome.sequence)
         while self._unsettled and self._unsettled[0] in self._done:
             self._done.discard(self._unsettled.popleft())
         self._sent_at.pop(outcome.sequence, None)

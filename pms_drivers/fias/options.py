@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Literal
 
 from appliance.events import PostCharge
-from pms_drivers.common import LinkHealthOptions, TlsOptions
+from pms_drivers.common import LinkHealthOptions, TlsOptions, transport_problems
 from pms_drivers.fias.records import (
     FiasRecord,
     check_encoding,
@@ -136,6 +136,11 @@ class FiasOptions(LinkHealthOptions):
             raise ValueError(f"vendor_version {self.vendor_version!r} must be 1-10 printable characters")
         if not re.fullmatch(r"\d{0,5}", self.sales_outlet):
             raise ValueError(f"sales_outlet {self.sales_outlet!r} must be up to five digits")
+
+    def transport_problems(self, transport: str) -> list[tuple[str, str]]:
+        """Options this link cannot honour over ``transport`` (option key, message), for the config check:
+        TLS only on ``tcp-client`` (``pms_drivers.common.transport_problems``)."""
+        return transport_problems(self, transport)
 
     def for_transport(self, transport: str) -> FiasOptions:
         """The options with LRC and ACK/NAK decided for the link's transport: what the Spec prescribes

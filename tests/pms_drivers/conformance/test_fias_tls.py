@@ -14,8 +14,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from twisted.internet.testing import MemoryReactorClock
 
+from appliance.config import LinkConfig
+from appliance.errors import ConfigError
+from appliance.net.pms_service import PmsLinkService
 from pms_drivers.common import TlsOptions
+from pms_drivers.fias.link import SPEC, FiasOptions
 from tests.integration.harness import wait_for
 from tests.integration.test_fias_serial import SerialSite
 
@@ -80,3 +85,15 @@ def test_postings_over_mutual_tls(tmp_path: Path) -> None:
         assert [r["answer"] for r in site.pms_received()] == ["OK", "OK"]
     finally:
         site.stop_all()
+
+
+def test_tls_on_a_link_that_is_not_tcp_client_is_refused() -> None:
+    """TLS wraps a TCP connection we open (FIAS 2.20.24): the options say so for the config check, and the
+    daemon's PMS service refuses it as well."""
+    options = FiasOptions(tls=TlsOptions())
+    assert options.transport_problems("serial") == [("tls", "TLS needs transport tcp-client, not serial")]
+    assert options.transport_problems("tcp-client") == []
+    assert FiasOptions().transport_problems("serial") == []
+    link = LinkConfig(name="pms", driver="fias", transport="serial", device="/dev/null")
+    with pytest.raises(ConfigError, match="TLS needs transport tcp-client, not serial"):
+        PmsLinkService(link, SPEC, options, None, None, None, MemoryReactorClock())  # type: ignore[arg-type]
