@@ -174,7 +174,8 @@ class Pipeline:
         """Journal (committed), then process everything pending, oldest first."""
         return self.ingest_groups(link, [(raws, received_at)], now or received_at)
 
-    def ingest_groups(self, link: str, groups: list[tuple[list[bytes], datetime]], now: datetime) -> IngestResult:
+    def ingest_groups(self, link: str, groups: list[tuple[list[bytes], datetime]],
+                      now: datetime) -> IngestResult:
         """As ``ingest`` for several reads that queued up while the database thread was busy: one journal
         commit for all of them, then processing in large batches."""
         journaled = self.journal_groups(link, groups)
@@ -238,7 +239,8 @@ class Pipeline:
             session.execute(insert(CALLS), leg_rows)
         if not fresh:
             return
-        stays = StayLookup.load(session, {self._extensions.get(r.extension, ("", ""))[1] for _, r, _ in fresh},
+        rooms = {self._extensions.get(r.extension, ("", ""))[1] for _, r, _ in fresh}
+        stays = StayLookup.load(session, rooms,
                                 min(r.start for _, r, _ in fresh), max(r.start for _, r, _ in fresh))
         built = [self._build_call(session, entry, record, key, stays.find) for entry, record, key in fresh]
         rows = [values for values, _ in built]
@@ -311,7 +313,8 @@ class Pipeline:
                                         CALLS.c.pbx_call_id.in_({call_id for _, call_id in keyed})))
         for row in stored:
             if (row.link, row.pbx_call_id) in keyed:
-                held.setdefault((row.link, row.pbx_call_id), []).append(_Held(self._leg_record(row), id=row.id))
+                held.setdefault((row.link, row.pbx_call_id), []).append(
+                    _Held(self._leg_record(row), id=row.id))
         kept = []
         merged: list[int] = []
         for entry, record, key in fresh:
@@ -321,7 +324,8 @@ class Pipeline:
             elif legs.is_continued(record):
                 values = self._leg_values(entry, record, key)
                 leg_rows.append(values)
-                held.setdefault(group, []).append(_Held(self._leg_record_of(record, entry.raw), values=values))
+                held.setdefault(group, []).append(
+                    _Held(self._leg_record_of(record, entry.raw), values=values))
                 result.calls += 1
             else:
                 earlier = [leg for leg in held.pop(group, []) if legs.belongs(leg.record, record)]

@@ -44,7 +44,7 @@ from sqlalchemy import func, select  # noqa: E402
 
 from appliance.db.models import Call, JournalEntry, Posting, PostingEvent, QuarantinedLine  # noqa: E402
 from appliance.db.session import make_engine, make_sessionmaker, upgrade  # noqa: E402
-from appliance.events import CallRecord, GuestCheckedIn  # noqa: E402
+from appliance.events import GuestCheckedIn  # noqa: E402
 from appliance.legs import CONTINUED  # noqa: E402
 from appliance.occupancy import apply_guest_event  # noqa: E402
 from pbx_drivers.asterisk import SPEC as ASTERISK  # noqa: E402
@@ -77,8 +77,10 @@ def ipoffice(rng: random.Random, starts: Any, count: int) -> list[bytes]:
     options = IPOFFICE.options()
     out: list[bytes] = []
     while len(out) < count:
-        call = dataclasses.replace(generate_call(rng, next(starts), EXTENSIONS, TRUNKS), call_id=str(len(out) + 1))
-        if call.direction == "outgoing" and call.answered and len(out) + 2 <= count and rng.random() < TRANSFERRED:
+        call = generate_call(rng, next(starts), EXTENSIONS, TRUNKS)
+        call = dataclasses.replace(call, call_id=str(len(out) + 1))
+        transferred = rng.random() < TRANSFERRED
+        if call.direction == "outgoing" and call.answered and len(out) + 2 <= count and transferred:
             first = max(1, call.duration // 2)
             other = rng.choice([e for e in EXTENSIONS if e != call.extension])
             out.append(IPOFFICE.format_record(dataclasses.replace(call, duration=first, transfer=CONTINUED),
@@ -93,16 +95,20 @@ def asterisk(rng: random.Random, starts: Any, count: int) -> list[bytes]:
     out = []
     for i in range(count):
         call = generate_call(rng, next(starts), EXTENSIONS, TRUNKS)
-        out.append(ASTERISK.format_record(dataclasses.replace(call, call_id=f"{1763000000 + i}.{i}"), options))
+        call = dataclasses.replace(call, call_id=f"{1763000000 + i}.{i}")  # Asterisk's uniqueid
+        out.append(ASTERISK.format_record(call, options))
     return out
 
 
 FORMATS: list[tuple[str, str, Callable[[random.Random, Any, int], list[bytes]]]] = [
-    ("mitel", "mitel_mivb", mitel), ("ipoffice", "avaya_ipoffice", ipoffice), ("asterisk", "asterisk", asterisk),
+    ("mitel", "mitel_mivb", mitel),
+    ("ipoffice", "avaya_ipoffice", ipoffice),
+    ("asterisk", "asterisk", asterisk),
 ]
 
 
-def records(make: Callable[[random.Random, Any, int], list[bytes]], count: int, seed: int, first: datetime) -> bytes:
+def records(make: Callable[[random.Random, Any, int], list[bytes]], count: int, seed: int,
+            first: datetime) -> bytes:
     """``count`` records, each ending in CR LF as a PBX prints them, starting at ``first``."""
     def starts() -> Any:
         moment = first
@@ -168,15 +174,18 @@ def send_and_wait(sessions: Any, port: int, data: bytes, expected_journal: int, 
 def verify(sessions: Any, link: str, count: int) -> str:
     """Every record stored exactly once, and each chargeable call with one posting and one history line."""
     with sessions() as session:
-        journal = session.scalar(select(func.count()).select_from(JournalEntry).where(JournalEntry.link == link))
+        journal = session.scalar(select(func.count()).select_from(JournalEntry)
+                                 .where(JournalEntry.link == link))
         calls, journal_ids, keys = session.execute(
-            select(func.count(), func.count(func.distinct(Call.journal_id)), func.count(func.distinct(Call.dedup_key)))
+            select(func.count(), func.count(func.distinct(Call.journal_id)),
+                   func.count(func.distinct(Call.dedup_key)))
             .where(Call.link == link)).one()
         legs = session.scalar(select(func.count()).select_from(Call)
                               .where(Call.link == link, Call.disposition.in_(("leg", "merged"))))
         quarantined = session.scalar(select(func.count()).select_from(QuarantinedLine)
                                      .where(QuarantinedLine.link == link))
-        per_call = (select(Call.id, func.count(Posting.id).label("postings")).outerjoin(Posting, Posting.call_id == Call.id)
+        per_call = (select(Call.id, func.count(Posting.id).label("postings"))
+                    .outerjoin(Posting, Posting.call_id == Call.id)
                     .where(Call.link == link, Call.disposition == "charge").group_by(Call.id).subquery())
         charged, bad_postings = session.execute(
             select(func.count(), func.count().filter(per_call.c.postings != 1)).select_from(per_call)).one()
@@ -217,7 +226,8 @@ def run(url: str, count: int, call_alerts: bool, timeout: float) -> list[str]:
         # Calls in the past week, as a PBX replaying its buffer would send them (formats without a year
         # take it from the arrival time, so none may lie in the future).
         first = (now - SPACING * count - timedelta(hours=1)).astimezone(TZ).replace(microsecond=0)
-        payloads = [(name, records(make, count, seed, first)) for seed, (name, _, make) in enumerate(FORMATS, 1)]
+        payloads = [(name, records(make, count, seed, first))
+                    for seed, (name, _, make) in enumerate(FORMATS, 1)]
         log = root / "daemon.log"
         with open(log, "w") as out:
             daemon = subprocess.Popen([sys.executable, "-m", "appliance", "run", "--config", str(config)],
