@@ -34,11 +34,12 @@ from appliance.reports.model import Column, Report
 from appliance.reports.pdf import PDF_MIME, to_pdf
 from appliance.reports.period import Period
 from appliance.reports.render import CSV_MIME, XLSX_MIME, to_csv, to_xlsx
-from appliance.reports.traffic import occupancy_series, trunk_utilisation
+from appliance.reports.traffic import trunk_utilisation
 from webadmin import format_money, get_db, now, site_zone
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 DEFAULT_DAYS = 7
+CHART_POINTS = 288  # 5-minute buckets for a day; wider for longer periods
 MAX_DAYS = 366  # a year of calls is still a handful of GROUP BY queries; more is not a screen's job
 FORMATS = {"csv": (CSV_MIME, to_csv), "xlsx": (XLSX_MIME, to_xlsx), "pdf": (PDF_MIME, None)}
 
@@ -66,7 +67,8 @@ SCREENS = {s.key: s for s in (
     Screen("calls_by_hour", "Inbound and outbound by hour", _cost(costs.calls_by_hour),
            about="Calls and talk time by the local hour they started, summed over the period."),
     Screen("trunk_utilisation", "Trunk utilisation",
-           lambda session, period, trunks: trunk_utilisation(session, period, trunk_count=trunks),
+           lambda session, period, trunks: trunk_utilisation(session, period, trunk_count=trunks,
+                                                             series_points=CHART_POINTS),
            about="Calls up at once over time, the busy hour and the Erlang B blocking estimate."),
     Screen("frontdesk_daily", "Front desk daily billing", lambda s, p, _t: frontdesk_daily(s, p.start.date(), p.tz),
            one_day=True, about="What reached each room's folio on the day the PMS accepted it."),
@@ -145,7 +147,7 @@ def report_cell(value: Any, column: Column) -> str:
     return str(value)
 
 
-def chart(screen: Screen, report: Report, period: Period, session: Session, trunks: int) -> Markup | None:
+def chart(screen: Screen, report: Report, period: Period, trunks: int) -> Markup | None:
     """The chart of a report, or None where a chart would say nothing the table does not."""
     if not report.rows:
         return None
@@ -155,7 +157,7 @@ def chart(screen: Screen, report: Report, period: Period, session: Session, trun
                                         ("Inbound", report.column("Inbound calls"))],
                                 title="Calls by hour of day, outbound and inbound")
     elif screen.key == "trunk_utilisation":
-        points = occupancy_series(session, period)
+        points = report.extra["utilisation"].series  # collected in the report's own sweep
         fmt = "%H:%M" if period.seconds <= 86400 else "%m-%d %H:%M" if period.seconds <= 7 * 86400 else "%m-%d"
         drawing = svg.step_chart(points, title="Calls up at once", end=period.end, limit=trunks or None,
                                  limit_label=f"{trunks} trunks", time_format=fmt)
@@ -188,7 +190,7 @@ def show(key: str) -> ResponseReturnValue:
     report = screen.build(session, period, trunks)
     query = _query(form, screen)
     return render_template("reports.html", screen=screen, screens=SCREENS.values(), form=form, report=report,
-                           chart=chart(screen, report, period, session, trunks), presets=presets(screen),
+                           chart=chart(screen, report, period, trunks), presets=presets(screen),
                            query=query, utilisation=report.extra.get("utilisation"))
 
 

@@ -22,6 +22,7 @@ from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -195,17 +196,24 @@ class Utilisation:
     blocking: float
     trunk_count: int
     hours: dict[datetime, HourBucket]
+    series: list[tuple[datetime, int]] = field(default_factory=list)  # Buckets, when asked for
 
 
 def measure(session: Session, period: Period, *, trunk_count: int,
-            trunks: Collection[str] | None = None) -> Utilisation:
-    """Sweep the calls of ``period`` (all trunks, or the trunk names in ``trunks``: one trunk group)."""
+            trunks: Collection[str] | None = None, series_points: int = 0) -> Utilisation:
+    """Sweep the calls of ``period`` (all trunks, or the trunk names in ``trunks``: one trunk group).
+    ``series_points`` > 0 also collects the chart series (``Buckets``) in the same pass over the calls."""
     lower, upper = int(period.utc_start.timestamp()), int(period.utc_end.timestamp())
     offset = period.start.utcoffset()
     sweep = Sweep(lower=lower, upper=upper, phase=int(offset.total_seconds()) % HOUR if offset else 0)
+    buckets = Buckets(lower, upper, series_points) if series_points > 0 else None
     for start, end, inside in _call_intervals(session, period, trunks):
         sweep.add(start, end, counted=inside)
+        if buckets is not None:
+            buckets.add(start, end)
     sweep.finish()
+    if buckets is not None:
+        buckets.finish()
     busy = sweep.busy_hour()
     busy_erlangs = _erlangs(busy[1].seconds if busy else 0)
 
@@ -215,7 +223,8 @@ def measure(session: Session, period: Period, *, trunk_count: int,
     return Utilisation(peak=sweep.peak, peak_at=utc(sweep.peak_at), busy_hour=utc(busy[0]) if busy else None,
                        busy_hour_erlangs=busy_erlangs, blocking=erlang_b(float(busy_erlangs), trunk_count),
                        trunk_count=trunk_count,
-                       hours={utc(k): v for k, v in sorted(sweep.hours.items())})  # type: ignore[misc]
+                       hours={utc(k): v for k, v in sorted(sweep.hours.items())},  # type: ignore[misc]
+                       series=buckets.series(period.tz) if buckets is not None else [])
 
 
 def _erlangs(seconds: int) -> Decimal:
@@ -225,10 +234,11 @@ def _erlangs(seconds: int) -> Decimal:
 
 def trunk_utilisation(session: Session, period: Period, *, trunk_count: int,
                       trunks: Collection[str] | None = None, group_name: str = "all trunks",
-                      by: str = "auto") -> Report:
+                      by: str = "auto", series_points: int = 0) -> Report:
     """Occupancy per hour (``by="hour"``) or per day (``"day"``; ``"auto"``: hours up to 7 days), with
-    the busy hour, the peak and the Erlang B estimate for ``trunk_count`` in the notes."""
-    figures = measure(session, period, trunk_count=trunk_count, trunks=trunks)
+    the busy hour, the peak and the Erlang B estimate for ``trunk_count`` in the notes.
+    ``series_points``: also the chart series, in ``extra["utilisation"].series``."""
+    figures = measure(session, period, trunk_count=trunk_count, trunks=trunks, series_points=series_points)
     hourly = by == "hour" or (by == "auto" and period.seconds <= 7 * 86400)
     rows: dict[str, list[int]] = {}  # label -> [calls, seconds, peak, busiest hour's seconds]
     for moment, bucket in figures.hours.items():
@@ -265,42 +275,56 @@ def trunk_utilisation(session: Session, period: Period, *, trunk_count: int,
                   extra={"utilisation": figures})
 
 
-def occupancy_series(session: Session, period: Period, *, points: int = 288,
-                     trunks: Collection[str] | None = None) -> list[tuple[datetime, int]]:
-    """Calls up at once over the period, for a chart: ``[(bucket start, most calls up in the bucket)]``.
 
-    The period is cut into at most ``points`` buckets of whole minutes (5 minutes for a day); each bucket
-    shows its peak, so a short burst is never averaged away. Same sweep and same calls as ``measure``.
-    Bucket starts are aware datetimes in the period's zone.
-    """
-    lower, upper = int(period.utc_start.timestamp()), int(period.utc_end.timestamp())
-    width = max(60, -(-(upper - lower) // max(points, 1)))
-    width = -(-width // 60) * 60
-    count = -(-(upper - lower) // width)
-    peaks = [0] * count
-    ends: list[int] = []
-    boundary = lower + width
+class Buckets:
+    """Calls up at once, as the peak of each bucket of whole minutes: at most ``points`` buckets over
+    ``[lower, upper)`` (5 minutes for a day). Feed ``(start, end)`` in start order, then ``finish()``.
+    A bucket shows its peak, so a short burst is never averaged away."""
 
-    def advance(moment: int) -> None:
-        nonlocal boundary
-        while boundary <= moment:
-            while ends and ends[0] <= boundary:
+    def __init__(self, lower: int, upper: int, points: int) -> None:
+        width = max(60, -(-(upper - lower) // max(points, 1)))
+        self.lower, self.upper, self.width = lower, upper, -(-width // 60) * 60
+        self.peaks = [0] * -(-(upper - lower) // self.width)
+        self._ends: list[int] = []
+        self._boundary = lower + self.width
+
+    def _advance(self, moment: int) -> None:
+        """Run time to ``moment``: each bucket start passed records the calls still up then."""
+        ends = self._ends
+        while self._boundary <= moment:
+            while ends and ends[0] <= self._boundary:
                 heapq.heappop(ends)
-            index = (boundary - lower) // width
-            if index < count:
-                peaks[index] = max(peaks[index], len(ends))
-            boundary += width
+            index = (self._boundary - self.lower) // self.width
+            if index < len(self.peaks):
+                self.peaks[index] = max(self.peaks[index], len(ends))
+            self._boundary += self.width
         while ends and ends[0] <= moment:
             heapq.heappop(ends)
 
-    for start, end, _ in _call_intervals(session, period, trunks):
-        start, end = max(start, lower), min(end, upper)
+    def add(self, start: int, end: int) -> None:
+        start, end = max(start, self.lower), min(end, self.upper)
         if end <= start:
-            continue
-        advance(start)
-        heapq.heappush(ends, end)
-        index = (start - lower) // width
-        peaks[index] = max(peaks[index], len(ends))
-    advance(upper)
-    return [(datetime.fromtimestamp(lower + n * width, tz=timezone.utc).astimezone(period.tz), peak)
-            for n, peak in enumerate(peaks)]
+            return
+        self._advance(start)
+        heapq.heappush(self._ends, end)
+        index = (start - self.lower) // self.width
+        self.peaks[index] = max(self.peaks[index], len(self._ends))
+
+    def finish(self) -> None:
+        self._advance(self.upper)
+
+    def series(self, tz: ZoneInfo) -> list[tuple[datetime, int]]:
+        return [(datetime.fromtimestamp(self.lower + n * self.width, tz=timezone.utc).astimezone(tz), peak)
+                for n, peak in enumerate(self.peaks)]
+
+
+def occupancy_series(session: Session, period: Period, *, points: int = 288,
+                     trunks: Collection[str] | None = None) -> list[tuple[datetime, int]]:
+    """Calls up at once over the period, for a chart: ``[(bucket start, most calls up in the bucket)]``
+    (see ``Buckets``). Same calls as ``measure``, which can collect the same series in its own sweep
+    (``series_points``); bucket starts are aware datetimes in the period's zone."""
+    buckets = Buckets(int(period.utc_start.timestamp()), int(period.utc_end.timestamp()), points)
+    for start, end, _ in _call_intervals(session, period, trunks):
+        buckets.add(start, end)
+    buckets.finish()
+    return buckets.series(period.tz)

@@ -11,7 +11,7 @@ import pytest
 
 from appliance.reports.period import Period
 from appliance.reports.svg import bar_chart, hbar_chart, nice_ticks, step_chart
-from appliance.reports.traffic import occupancy_series
+from appliance.reports.traffic import measure, occupancy_series
 from tests.reports.conftest import DAY, TZ, local
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -30,6 +30,13 @@ def test_occupancy_in_five_minute_buckets(seeded) -> None:
         "20:00": 1,                      # i; d (10:00) is internal and uses no trunk
     }
     assert busy == expected
+
+
+def test_the_utilisation_sweep_collects_the_same_series(seeded) -> None:
+    period = Period.day(DAY, TZ)
+    figures = measure(seeded, period, trunk_count=2, series_points=288)
+    assert figures.series == occupancy_series(seeded, period) and figures.peak == 3
+    assert measure(seeded, period, trunk_count=2).series == []   # not asked for: no second bookkeeping
 
 
 def test_occupancy_buckets_widen_for_a_month(seeded) -> None:
