@@ -100,7 +100,7 @@ def describe_when(row: ReportSchedule) -> str:
 def _import_file() -> None:
     """The JSON schedules of an older installation move into the table once (schedule_db.import_file)."""
     config = current_app.extensions.get("appliance_config")
-    if config is None:
+    if config is None or current_app.extensions.get("report_schedule_import_done"):
         return
     try:
         count = schedule_db.import_once(current_app.extensions["appliance_db"].sessions,
@@ -108,6 +108,8 @@ def _import_file() -> None:
     except ValueError as exc:
         flash(f"The old schedule file could not be imported: {exc}", "error")
         return
+    # Done or nothing to do: this process does not look again (the audit log has no index on action).
+    current_app.extensions["report_schedule_import_done"] = True
     if count:
         flash(f"{count} schedule(s) imported from {config.reports.schedule_file}.", "info")
 
