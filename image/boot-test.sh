@@ -115,12 +115,18 @@ python3 "$HERE/setup_over_http.py" "http://127.0.0.1:$PORT" "$CODE" --pms-host 1
 t_setup=$(elapsed)
 echo "setup complete    ${t_setup} s  ($(python3 -c "print(round(${t_setup} - ${t0}))") s for the whole setup, link test included)"
 
-# The path unit restarts both services; the web admin is back when the sign-in page answers. Each
-# phase after the boot has its own limit (PHASE_TIMEOUT), so a slow boot does not eat into them.
+# The path unit restarts both services. The old web admin answers until it is stopped (and already
+# without setup mode), so its answer proves nothing: the daemon is back with the new configuration when
+# it connects to the PMS simulator (the link test was the first connection), and the new web admin
+# after it (appliance-web is ordered after appliance) when the sign-in page answers again.
 PHASE_TIMEOUT=${PHASE_TIMEOUT:-300}
-t_back= limit=$(( $(elapsed) + PHASE_TIMEOUT ))
+t_daemon= t_back= limit=$(( $(elapsed) + PHASE_TIMEOUT ))
 while [ "$(elapsed)" -lt "$limit" ]; do
-  code=$(python3 - "$PORT" <<'EOF2'
+  if [ -z "$t_daemon" ] && [ "$(grep -ac "vendor connected from" "$WORK/pms-simulator.log")" -ge 2 ]; then
+    t_daemon=$(elapsed)
+  fi
+  if [ -n "$t_daemon" ]; then
+    code=$(python3 - "$PORT" <<'EOF2'
 import sys, urllib.request, urllib.error
 try:
     print(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/auth/login", timeout=5).status)
@@ -130,10 +136,12 @@ except Exception:
     print("")
 EOF2
 )
-  [ "$code" = 200 ] && { t_back=$(elapsed); break; }
+    [ "$code" = 200 ] && { t_back=$(elapsed); break; }
+  fi
   sleep 1
 done
-[ -n "$t_back" ] || { echo "boot test FAILED: the web admin did not come back after setup" >&2; exit 1; }
+[ -n "$t_back" ] || { echo "boot test FAILED: the services did not come back after setup (daemon ${t_daemon:-never})" >&2; tail -20 "$WORK/serial.log" >&2; exit 1; }
+echo "daemon restarted  ${t_daemon} s  (connected to the PMS simulator with the new configuration)"
 echo "services restarted ${t_back} s  (sign-in page answers; setup mode closed)"
 
 CALLS=${CALLS:-20}
