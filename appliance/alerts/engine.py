@@ -1,7 +1,9 @@
 """The alert engine: runs the rules, applies cool-downs, stores ``Alert`` rows with their delivery log.
 
-``AlertEngine(config)`` is a pipeline observer: ``on_call_stored(session, call, now)`` runs the per-call
-rules in the call's own transaction, so an alert about a call is stored with the call or not at all.
+``AlertEngine(config)`` is a pipeline observer: ``on_calls_stored(session, calls, now)`` (or
+``on_call_stored`` for one) runs the per-call rules in the calls' own transaction, so an alert about a call
+is stored with the call or not at all. Each rule costs a few index entries per call, not a scan of the
+extension's calls (rules.py, issue 7).
 ``check_periodic(session, now)`` runs the silence and failed-posting rules. Both only add rows to the
 session they are given; the caller commits.
 
@@ -55,16 +57,30 @@ class AlertEngine:
     # ------------------------------------------------------------------ evaluation
 
     def on_call_stored(self, session: Session, call: Call, now: datetime) -> list[Alert]:
+        """One call, already inserted (flushed) in ``session``'s transaction."""
+        return self.on_calls_stored(session, [call], now)
+
+    def on_calls_stored(self, session: Session, calls: list[Call], now: datetime) -> list[Alert]:
+        """A batch of calls the pipeline inserted together, in their transaction.
+
+        Every call of the batch is in the table before any rule looks at one, so the rules are first told
+        of the whole batch (``prepare``: the baseline's day totals) and then judge each call in turn, the
+        same as one call at a time would see the table. Listeners hear once per batch.
+        """
         raised: list[Alert] = []
         for rule in self.call_rules:
-            finding = self._run(session, rule.name, lambda rule=rule: rule.check(session, call), now, raised)
-            if finding is None:
-                continue
-            finding = Finding(subject=finding.subject, message=finding.message,
-                              details={"call": call_facts(call, self.context), **finding.details})
-            alert = self.raise_alert(session, rule.name, rule.options, finding, now, call_id=call.id,
-                                     count_repeats=True)
-            self._keep(raised, alert)
+            self._run(session, rule.name, lambda rule=rule: rule.prepare(session, calls, now), now, raised)
+        for call in calls:
+            for rule in self.call_rules:
+                finding = self._run(session, rule.name, lambda rule=rule: rule.check(session, call), now,
+                                    raised)
+                if finding is None:
+                    continue
+                finding = Finding(subject=finding.subject, message=finding.message,
+                                  details={"call": call_facts(call, self.context), **finding.details})
+                alert = self.raise_alert(session, rule.name, rule.options, finding, now, call_id=call.id,
+                                         count_repeats=True)
+                self._keep(raised, alert)
         self._tell(raised)
         return raised
 

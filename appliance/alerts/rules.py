@@ -5,6 +5,14 @@ calls in the same session) and returns a ``Finding`` or None; ``appliance.alerts
 cool-down and stores the alert. Rules never read the clock: windows are measured from the call's own start,
 so a replayed PBX buffer is judged by when its calls were made. ``describe()`` says each rule in words for
 the web admin.
+
+Cost per call (issue 7: a PBX dumping thousands of records after an outage must not stall ingest): no rule
+reads more than a few index entries per call, whatever the size of the calls table. Burst dialling counts
+its window in ``ix_calls_extension_usage`` (extension, direction, start, disposition, duration, amount;
+migration 0007) without touching the call rows; the baseline keeps today's totals per extension in memory
+(``DayTotals``: one indexed query the first time an extension's day is seen, then advanced by each stored
+call, transactionally) and its history per extension and day in a cache. A transferred call counts once:
+its held ``leg`` and ``merged`` rows are not calls of their own (the record that ends the call is).
 """
 
 from __future__ import annotations
@@ -17,8 +25,8 @@ from decimal import Decimal
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from appliance.alerts.config import (
     AfterHoursRule, BaselineRule, BurstRule, BusinessHours, ExpensiveCallRule, FraudPrefixRule, LobbyRule,
@@ -65,6 +73,16 @@ class Context:
         return datetime.combine(day, time(), tzinfo=self.tz)
 
 
+# Rows of the calls table that are not calls of their own: a transfer's held legs (appliance.legs). The
+# record that ends the call carries it whole and is the one the pipeline hands to the rules.
+NOT_A_CALL = ("leg", "merged")
+
+
+def counted(call: Call) -> bool:
+    """An outgoing call as burst dialling and the baseline count it."""
+    return call.direction == "outgoing" and call.disposition not in NOT_A_CALL
+
+
 class CallRule:
     """A rule about one call; subclasses set ``name`` and implement ``check`` and ``describe``."""
 
@@ -73,6 +91,9 @@ class CallRule:
     def __init__(self, options: RuleOptions, context: Context) -> None:
         self.options = options
         self.context = context
+
+    def prepare(self, session: Session, calls: list[Call], now: datetime) -> None:
+        """Told of a batch of stored calls before ``check`` sees each of them (the baseline's totals)."""
 
     def check(self, session: Session, call: Call) -> Finding | None:
         raise NotImplementedError
@@ -218,9 +239,10 @@ class Burst(CallRule):
         if call.direction != "outgoing":
             return None
         since = call.start - timedelta(minutes=self.options.minutes)
+        # A range of ix_calls_extension_usage, read from the index alone (docs/performance.md).
         count = session.scalar(select(func.count()).select_from(Call).where(
             Call.extension == call.extension, Call.direction == "outgoing", Call.start > since,
-            Call.start <= call.start)) or 0
+            Call.start <= call.start, Call.disposition.not_in(NOT_A_CALL))) or 0
         if count < self.options.calls:
             return None
         return Finding(subject=call.extension,
@@ -290,15 +312,19 @@ class ExtensionBaseline(CallRule):
     def __init__(self, options: RuleOptions, context: Context) -> None:
         super().__init__(options, context)
         self._cache: OrderedDict[tuple[str, date], Baseline | None] = OrderedDict()
+        self.today = DayTotals(context)
+
+    def prepare(self, session: Session, calls: list[Call], now: datetime) -> None:
+        self.today.add(session, calls)
 
     def check(self, session: Session, call: Call) -> Finding | None:
-        if call.direction != "outgoing":
+        if not counted(call):
             return None
-        day_start, day_end = self.context.day_bounds(call.start)
-        today = usage(session, call.extension, day_start, day_end)
-        baseline = self.baseline(session, call.extension, self.context.local(call.start).date())
+        day = self.context.local(call.start).date()
+        baseline = self.baseline(session, call.extension, day)
         if baseline is None:
             return None
+        today = self.today.usage(session, call.extension, day)
         o = self.options
         k = Decimal(str(o.deviations))
         values = {"calls": Decimal(today.calls), "minutes": Decimal(today.seconds) / 60, "cost": today.cost}
@@ -334,7 +360,7 @@ class ExtensionBaseline(CallRule):
         rows = session.execute(select(Call.start, Call.duration, Call.amount).where(
             Call.extension == extension, Call.direction == "outgoing",
             Call.start >= self.context.day_start(first_day),
-            Call.start < self.context.day_start(today))).all()
+            Call.start < self.context.day_start(today), Call.disposition.not_in(NOT_A_CALL))).all()
         if not rows:
             return None
         per_day: dict[date, list[Any]] = {}
@@ -366,11 +392,129 @@ class ExtensionBaseline(CallRule):
 
 
 def usage(session: Session, extension: str, start: datetime, end: datetime) -> Usage:
+    """The extension's counted calls in [start, end) as the session sees them, from the index alone."""
     calls, seconds, cost = session.execute(
         select(func.count(), func.sum(Call.duration), func.sum(Call.amount)).where(
-            Call.extension == extension, Call.direction == "outgoing", Call.start >= start, Call.start < end)
+            Call.extension == extension, Call.direction == "outgoing", Call.start >= start, Call.start < end,
+            Call.disposition.not_in(NOT_A_CALL))
     ).one()
     return Usage(calls=calls or 0, seconds=int(seconds or 0), cost=Decimal(cost or 0))
+
+
+@dataclass(slots=True)
+class _Totals:
+    calls: int = 0
+    seconds: int = 0
+    cost: Decimal = Decimal(0)
+
+    def add(self, calls: int, seconds: int, cost: Decimal) -> None:
+        self.calls += calls
+        self.seconds += seconds
+        self.cost += cost
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One session's calls not yet committed, by (extension, day); ``dirty`` after a savepoint rollback."""
+
+    totals: dict[tuple[str, date], _Totals] = field(default_factory=dict)
+    dirty: bool = False
+
+
+class DayTotals:
+    """Each extension's counted calls, seconds and cost per site-local day, kept in memory.
+
+    ``usage()`` must equal what ``usage()`` the query would return in the same session: every counted call
+    of the day the session can see. The engine holds the *committed* totals of up to ``SIZE`` (extension,
+    day) pairs, least recently used first out; each session keeps its own uncommitted calls apart
+    (``add``) until a SQLAlchemy ``after_commit`` adds them to the committed totals. A rolled-back or
+    abandoned transaction (``after_transaction_end`` without a commit) drops them, so a call that never
+    committed never stays counted. A pair seen for the first time (or again after eviction) is read with
+    one indexed query; that query sees the session's own uncommitted calls too, so they are taken off
+    before the result is kept as committed. After a savepoint rolls back, which of the session's calls
+    survived is not known here: its pairs are forgotten at commit and read again when next needed.
+
+    What it does not see: calls changed by another process after a pair was read (``appliance rerate``
+    or a re-post changing today's amounts) until the pair is evicted or the day ends; the count and the
+    minutes never change after a call is stored, only the cost metric can lag (docs/performance.md).
+    """
+
+    SIZE = 8192
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self._committed: OrderedDict[tuple[str, date], _Totals] = OrderedDict()
+        self._key = f"alert_day_totals_{id(self)}"
+
+    def add(self, session: Session, calls: list[Call]) -> None:
+        """Count stored calls of the session's transaction (before any ``usage`` about them)."""
+        pending = None
+        for call in calls:
+            if not counted(call):
+                continue
+            if pending is None:
+                pending = self._pending(session)
+            key = (call.extension, self.context.local(call.start).date())
+            pending.totals.setdefault(key, _Totals()).add(1, call.duration, call.amount)
+
+    def usage(self, session: Session, extension: str, day: date) -> Usage:
+        key = (extension, day)
+        info = session.info.get(self._key)
+        mine = info.totals.get(key) if info is not None else None
+        committed = self._committed.get(key)
+        if committed is None:
+            seen = usage(session, extension, self.context.day_start(day),
+                         self.context.day_start(day + timedelta(days=1)))
+            committed = _Totals(seen.calls, seen.seconds, seen.cost)
+            if mine is not None:
+                committed.add(-mine.calls, -mine.seconds, -mine.cost)
+            self._committed[key] = committed
+            if len(self._committed) > self.SIZE:
+                self._committed.popitem(last=False)
+        else:
+            self._committed.move_to_end(key)
+        if mine is None:
+            return Usage(calls=committed.calls, seconds=committed.seconds, cost=committed.cost)
+        return Usage(calls=committed.calls + mine.calls, seconds=committed.seconds + mine.seconds,
+                     cost=committed.cost + mine.cost)
+
+    def __len__(self) -> int:
+        return len(self._committed)
+
+    def _pending(self, session: Session) -> _Pending:
+        pending = session.info.get(self._key)
+        if pending is None:
+            pending = session.info[self._key] = _Pending()
+            if not session.info.get(self._key + "_hooked"):
+                # Instance-level listeners: they live and die with this session, not with every session.
+                session.info[self._key + "_hooked"] = True
+                event.listen(session, "after_commit", self._after_commit)
+                event.listen(session, "after_soft_rollback", self._after_soft_rollback)
+                event.listen(session, "after_transaction_end", self._after_transaction_end)
+        return pending
+
+    def _after_commit(self, session: Session) -> None:
+        pending = session.info.pop(self._key, None)
+        if pending is None:
+            return
+        for key, totals in pending.totals.items():
+            if pending.dirty:
+                self._committed.pop(key, None)
+                continue
+            # A pair evicted meanwhile is read again from the database when next needed.
+            committed = self._committed.get(key)
+            if committed is not None:
+                committed.add(totals.calls, totals.seconds, totals.cost)
+
+    def _after_soft_rollback(self, session: Session, previous: SessionTransaction) -> None:
+        pending = session.info.get(self._key)
+        if pending is not None and previous.nested:
+            pending.dirty = True
+
+    def _after_transaction_end(self, session: Session, transaction: SessionTransaction) -> None:
+        # The outermost transaction ended without a commit (rollback, close): its calls never existed.
+        if transaction.parent is None and not transaction.nested:
+            session.info.pop(self._key, None)
 
 
 def _num(value: Any) -> str:

@@ -70,7 +70,7 @@ class Call(Base):
     start: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     duration: Mapped[int] = mapped_column(Integer)
     ring: Mapped[int | None] = mapped_column(Integer)
-    extension: Mapped[str] = mapped_column(String(32), index=True)
+    extension: Mapped[str] = mapped_column(String(32))  # indexed by ix_calls_extension_usage
     trunk: Mapped[str] = mapped_column(String(32), default="")
     dialled: Mapped[str] = mapped_column(String(64), default="", index=True)
     caller: Mapped[str] = mapped_column(String(64), default="")
@@ -100,6 +100,9 @@ class Call(Base):
         # Calls without a charge in one state (excluded, internal, incoming) in a period (the report).
         Index("ix_calls_disposition_start", "disposition", "start", "amount", "duration"),
         Index("ix_calls_pbx_call_id", "pbx_call_id"),
+        # The alert rules' per-call reads (burst window, an extension's day and history), index-only.
+        Index("ix_calls_extension_usage", "extension", "direction", "start", "disposition", "duration",
+              "amount"),
     )
 
 
