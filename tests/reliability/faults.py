@@ -107,3 +107,13 @@ def kill_in_syscall(process: subprocess.Popen, matches: Callable[[int, int, int,
         process.send_signal(signal.SIGKILL)
     process.wait(timeout=20)
     return hit
+
+
+def any_db_write(pid: int, tid: int, number: int, target: str) -> str:
+    """Any thread writing or syncing the SQLite database, or talking to a database server over a
+    socket (``appliance db upgrade`` is single-threaded: its one thread runs the migration)."""
+    if number in WRITE_SYNC and target.endswith(SQLITE_FILES):
+        return WRITE_SYNC[number] + " " + target.rsplit("/", 1)[-1]
+    if number in SOCKET_WAIT and target.startswith("socket:"):
+        return SOCKET_WAIT[number]
+    return ""
