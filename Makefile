@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DURATION ?= 0
 
-.PHONY: demo test test-fast bench venv system-packages image image-test clean
+.PHONY: demo test test-fast bench venv system-packages image image-test clean test-reliability fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,17 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# Issue 8, docs/reliability.md: the crash runs (20,000 calls and 20 SIGKILLs on SQLite, 5,000 on PostgreSQL),
+# a migration killed mid-way, write failures and a damaged journal. Sizes: RELIABILITY_CALLS, RELIABILITY_PG_CALLS.
+test-reliability: $(STAMP)
+	$(BIN)/python -m pytest -q -s -n 0 -p no:cacheprovider tests/reliability
+
+# The fuzz tests with a long budget (FUZZ_EXAMPLES per hypothesis test, ATHERIS_RUNS per atheris target).
+FUZZ_EXAMPLES ?= 2000
+ATHERIS_RUNS ?= 200000
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) ATHERIS_RUNS=$(ATHERIS_RUNS) $(BIN)/python -m pytest -q -n 2 -p no:cacheprovider tests/fuzz
 
 # The appliance disk image (x86_64, GPT, systemd-boot); needs root. See docs/installer-guide.md.
 IMAGE_FILE := build/image/appliance-x86_64.img
