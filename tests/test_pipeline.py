@@ -9,9 +9,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from appliance.db.models import Alert, Call, JournalEntry, Posting, PostingEvent, QuarantinedLine, Stay
+from appliance.db.models import (
+    Alert, Call, Extension, JournalEntry, Posting, PostingEvent, QuarantinedLine, Stay,
+)
 from appliance.db.session import make_engine, make_sessionmaker
 from appliance.events import GuestChanged, GuestCheckedIn, GuestCheckedOut
+from appliance.extensions import RELOAD_SECONDS
 from appliance.occupancy import apply_guest_event, stay_at
 from appliance.outbox import Outbox
 from appliance.pipeline import Pipeline
@@ -93,6 +96,28 @@ def test_calls_that_are_never_posted_say_why(env, record: bytes, disposition: st
         call = session.scalars(select(Call)).one()
     assert (call.disposition, call.reason) == (disposition, reason)
     assert count(sessions, Posting) == 0
+
+
+def test_the_extensions_table_routes_calls_and_an_edit_routes_the_next_batch(env) -> None:
+    _, sessions, pipeline = env
+    check_in(sessions, "101", "G1", T0 - timedelta(days=1))
+    check_in(sessions, "102", "G2", T0 - timedelta(days=1))
+    with sessions.begin() as session:  # the table, not the file's 101-120 range: 102 is not listed
+        session.add(Extension(number="101", category="guest", room="101"))
+    pipeline.ingest("pbx", [line(T0, 60, "101", "912125551234"), line(T0, 60, "102", "912125551234")], T0)
+    with sessions.begin() as session:  # the web admin makes 101 a lobby phone
+        session.get(Extension, "101").category = "lobby"
+    soon, later = T0 + timedelta(seconds=1), T0 + timedelta(seconds=RELOAD_SECONDS)
+    pipeline.ingest("pbx", [line(soon, 61, "101", "912125551234")], soon)
+    pipeline.ingest("pbx", [line(later, 62, "101", "912125551234")], later)
+    with sessions() as session:
+        routed = [(c.extension, c.disposition, c.reason) for c in session.scalars(select(Call).order_by(Call.id))]
+    assert routed == [
+        ("101", "charge", ""),
+        ("102", "excluded", "extension category unknown is not charged"),
+        ("101", "charge", ""),  # read again at most every RELOAD_SECONDS
+        ("101", "excluded", "extension category lobby is not charged"),
+    ]
 
 
 def test_garbage_is_quarantined_and_the_stream_continues(env) -> None:
