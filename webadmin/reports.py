@@ -70,7 +70,8 @@ SCREENS = {s.key: s for s in (
            lambda session, period, trunks: trunk_utilisation(session, period, trunk_count=trunks,
                                                              series_points=CHART_POINTS),
            about="Calls up at once over time, the busy hour and the Erlang B blocking estimate."),
-    Screen("frontdesk_daily", "Front desk daily billing", lambda s, p, _t: frontdesk_daily(s, p.start.date(), p.tz),
+    Screen("frontdesk_daily", "Front desk daily billing",
+           lambda session, period, _trunks: frontdesk_daily(session, period.start.date(), period.tz),
            one_day=True, about="What reached each room's folio on the day the PMS accepted it."),
 )}
 
@@ -127,8 +128,10 @@ def presets(screen: Screen) -> list[tuple[str, dict[str, str]]]:
 
     return [("Today", span(today, today)), ("Yesterday", span(yesterday, yesterday)),
             ("Last 7 days", span(today - timedelta(days=6), today)),
-            ("This week", span(monday, today)), ("Last week", span(monday - timedelta(days=7), monday - timedelta(days=1))),
-            ("This month", span(first, today)), ("Last month", span(last_month_end.replace(day=1), last_month_end))]
+            ("This week", span(monday, today)),
+            ("Last week", span(monday - timedelta(days=7), monday - timedelta(days=1))),
+            ("This month", span(first, today)),
+            ("Last month", span(last_month_end.replace(day=1), last_month_end))]
 
 
 @bp.app_template_filter("report_cell")
@@ -158,14 +161,16 @@ def chart(screen: Screen, report: Report, period: Period, trunks: int) -> Markup
                                 title="Calls by hour of day, outbound and inbound")
     elif screen.key == "trunk_utilisation":
         points = report.extra["utilisation"].series  # collected in the report's own sweep
-        fmt = "%H:%M" if period.seconds <= 86400 else "%m-%d %H:%M" if period.seconds <= 7 * 86400 else "%m-%d"
+        days = period.seconds / 86400
+        fmt = "%H:%M" if days <= 1 else "%m-%d %H:%M" if days <= 7 else "%m-%d"
         drawing = svg.step_chart(points, title="Calls up at once", end=period.end, limit=trunks or None,
                                  limit_label=f"{trunks} trunks", time_format=fmt)
     else:
         index = report.chart.value_column if report.chart else len(report.columns) - 1
         label = report.chart.label_column if report.chart else 0
         money = report.columns[index].kind == "money"
-        drawing = svg.hbar_chart([str(row[label]) for row in report.rows], [row[index] for row in report.rows],
+        drawing = svg.hbar_chart([str(row[label]) for row in report.rows],
+                                 [row[index] for row in report.rows],
                                  title=report.chart.title if report.chart else report.title,
                                  fmt=(lambda v: format_money(v)) if money else str)  # type: ignore[arg-type]
     return Markup(drawing)  # noqa: S704 (built by svg.py, every text escaped there)
@@ -217,7 +222,10 @@ def download(key: str, fmt: str) -> ResponseReturnValue:
     report = screen.build(session, period, trunks)
     mimetype, render = FORMATS[fmt]
     site = current_app.config["SITE_NAME"]
-    body = render(report) if render is not None else to_pdf(report, title=f"{report.title} {period.label}", site=site)
+    if render is not None:
+        body = render(report)
+    else:
+        body = to_pdf(report, title=f"{report.title} {period.label}", site=site)
     audit.record(session, current_user.username, "report.download", f"report:{key}",
                  after={"format": fmt, "period": period.label, "rows": len(report.rows)}, at=now())
     session.commit()

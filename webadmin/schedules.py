@@ -19,7 +19,9 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import BooleanField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField, TimeField
+from wtforms import (
+    BooleanField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField, TimeField,
+)
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -48,8 +50,10 @@ class MultiCheckboxField(SelectMultipleField):  # type: ignore[misc]
 class ScheduleForm(FlaskForm):  # type: ignore[misc]
     name = StringField("Name", validators=[DataRequired(message="Please name the schedule."), Length(max=32)])
     kind = SelectField("Report", choices=choices(TITLES.items()))
-    at = TimeField("Time of day", default=time(6, 0), validators=[InputRequired(message="Please give a time.")])
-    day_of_week = SelectField("Day of the week (weekly)", choices=choices((str(n), d) for n, d in enumerate(DAYS)),
+    at = TimeField("Time of day", default=time(6, 0),
+                   validators=[InputRequired(message="Please give a time.")])
+    day_of_week = SelectField("Day of the week (weekly)",
+                              choices=choices((str(n), d) for n, d in enumerate(DAYS)),
                               default="0")
     day_of_month = IntegerField("Day of the month (monthly)", default=1,
                                 validators=[InputRequired(), NumberRange(min=1, max=28,
@@ -82,8 +86,8 @@ class ScheduleForm(FlaskForm):  # type: ignore[misc]
             return ScheduleDefinition(**item)
         except ValueError as exc:
             for problem in str(exc).split("; "):
-                target = (self.name if problem.startswith("name") else self.recipients if problem.startswith("recipient")
-                          else self.day_of_month if problem.startswith("day_of_month") else self.at)
+                target = {"name": self.name, "recipient": self.recipients,
+                          "day_of_month": self.day_of_month}.get(problem.split(" ", 1)[0].rstrip(":"), self.at)
                 target.errors = [*target.errors, problem]
             return None
 

@@ -98,7 +98,8 @@ def adopt(session: Session, now: datetime, *, since: datetime,
         if HANDOFF in details:
             handoff = details.pop(HANDOFF) or {}
             alert.details = details  # JSON columns do not see changes inside the dict: assign a new one
-            wanted = [name for name, entry in handoff.items() if entry.get("status", "pending") in OPEN_STATES]
+            wanted = [name for name, entry in handoff.items()
+                      if entry.get("status", "pending") in OPEN_STATES]
             due = min((datetime.fromisoformat(handoff[n]["next_attempt_at"]) for n in wanted
                        if handoff[n].get("next_attempt_at")), default=alert.created_at)
         elif route is not None and alert.created_at >= now - ADOPT:
@@ -125,7 +126,8 @@ def claim_due(session: Session, now: datetime, *, policy: DeliveryConfig, channe
     alerts: dict[int, Alert | None] = {}
     for row in due_rows:
         if row.channel not in channels:
-            row.outcome, row.error, row.next_attempt_at = "dropped", "the channel is no longer configured", None
+            row.outcome, row.error = "dropped", "the channel is no longer configured"
+            row.next_attempt_at = None
             continue
         target = (targets or {}).get(row.channel, "")[:200]
         if row.outcome == "pending":
@@ -178,7 +180,8 @@ def record_outcome(session: Session, delivery_id: int, error: str | None, now: d
     else:
         row.outcome, row.error = "retry", text
         row.next_attempt_at = now + timedelta(seconds=backoff(row.attempt, policy))
-    return Recorded(outcome=row.outcome, attempt=row.attempt, error=row.error, next_attempt_at=row.next_attempt_at)
+    return Recorded(outcome=row.outcome, attempt=row.attempt, error=row.error,
+                    next_attempt_at=row.next_attempt_at)
 
 
 def log_for(session: Session, alert_ids: Sequence[int]) -> dict[int, list[AlertDelivery]]:

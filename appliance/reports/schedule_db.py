@@ -38,9 +38,10 @@ DAEMON = "daemon"
 
 
 def definition(row: ReportSchedule) -> ScheduleDefinition:
-    return ScheduleDefinition(name=row.name, kind=row.kind, recipients=tuple(row.recipients or ()),  # type: ignore[arg-type]
-                              hour=row.hour, minute=row.minute, day_of_week=row.day_of_week,
-                              day_of_month=row.day_of_month, formats=tuple(row.formats or ()), enabled=row.enabled)
+    return ScheduleDefinition(name=row.name, kind=row.kind,  # type: ignore[arg-type]
+                              recipients=tuple(row.recipients or ()), hour=row.hour, minute=row.minute,
+                              day_of_week=row.day_of_week, day_of_month=row.day_of_month,
+                              formats=tuple(row.formats or ()), enabled=row.enabled)
 
 
 def as_dict(value: ScheduleDefinition | ReportSchedule) -> dict[str, Any]:
@@ -66,7 +67,8 @@ def create(session: Session, item: ScheduleDefinition, *, user: str, now: dateti
     _apply(row, item)
     session.add(row)
     session.flush()
-    audit.record(session, user, "report_schedule.create", f"report_schedule:{row.id}", after=as_dict(item), at=now)
+    audit.record(session, user, "report_schedule.create", f"report_schedule:{row.id}", after=as_dict(item),
+                 at=now)
     return row
 
 

@@ -96,7 +96,8 @@ def bar_chart(labels: Sequence[str], series: Sequence[tuple[str, Sequence[Number
                          f'height="{TOP + plot_h - y:.1f}"><title>{escape(f"{label} {name}: {fmt(value)}")}'
                          f"</title></rect>")
         if i % label_every == 0:
-            parts.append(f'<text class="chart-axis" x="{LEFT + (i + 0.5) * slot:.1f}" y="{height - BOTTOM + 16}" '
+            centre = LEFT + (i + 0.5) * slot
+            parts.append(f'<text class="chart-axis" x="{centre:.1f}" y="{height - BOTTOM + 16}" '
                          f'text-anchor="middle">{escape(label)}</text>')
     parts.append(f'<line class="chart-base" x1="{LEFT}" y1="{TOP + plot_h}" x2="{width - RIGHT}" '
                  f'y2="{TOP + plot_h}"/>')
@@ -120,7 +121,8 @@ def hbar_chart(labels: Sequence[str], values: Sequence[Number], *, title: str, w
 
     for tick in ticks:
         x = scale(tick)
-        parts.append(f'<line class="chart-grid" x1="{x:.1f}" y1="{TOP - 6}" x2="{x:.1f}" y2="{height - 20}"/>')
+        parts.append(f'<line class="chart-grid" x1="{x:.1f}" y1="{TOP - 6}" x2="{x:.1f}" '
+                     f'y2="{height - 20}"/>')
         parts.append(f'<text class="chart-axis" x="{x:.1f}" y="{TOP - 10}" text-anchor="middle">'
                      f"{_tick_text(tick)}</text>")
     for i, (label, value) in enumerate(zip(labels, values, strict=True)):
@@ -174,7 +176,8 @@ def step_chart(points: Sequence[tuple[datetime, Number]], *, title: str, end: da
                      f"<title>{escape(f'{moment.strftime(time_format)}: {value}')}</title></rect>")
     if limit is not None:
         y = y_of(float(limit))
-        parts.append(f'<line class="chart-limit" x1="{LEFT}" y1="{y:.1f}" x2="{width - RIGHT}" y2="{y:.1f}"/>')
+        parts.append(f'<line class="chart-limit" x1="{LEFT}" y1="{y:.1f}" x2="{width - RIGHT}" '
+                     f'y2="{y:.1f}"/>')
         parts.append(f'<text class="chart-limit-text" x="{width - RIGHT - 4}" y="{y - 5:.1f}" '
                      f'text-anchor="end">{escape(limit_label)}</text>')
     for n in range(label_count + 1):
