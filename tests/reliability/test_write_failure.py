@@ -1,0 +1,104 @@
+"""Disk full / write failure (issue 8): the daemon runs with a file-size limit (``RLIMIT_FSIZE``, with
+``SIGXFSZ`` ignored so a write past the limit fails with ``EFBIG`` instead of killing the process), so
+SQLite's writes to the write-ahead log fail mid-stream, as on a full disk. No filesystem is mounted: a
+small tmpfs or loop device needs privileges this test must not ask for.
+
+Then the limit is lifted and the daemon restarted. Checked: the daemon said clearly what failed (a log
+line about the database write), it stopped or held (it did not carry on as if the records were
+stored), nothing it had committed is lost, and after the restart the PBX replay fills the gap — the
+four promises of ``checks.py`` hold.
+"""
+
+from __future__ import annotations
+
+import re
+import resource
+import signal
+import time
+
+import pytest
+
+from tests.integration.harness import Site, wait_for
+from tests.reliability.checks import check_promises, unfinished
+
+pytestmark = pytest.mark.slow
+CALLS = 1500
+RATE = 100
+LIMIT = 3 * 1024 * 1024  # bytes any one file of the daemon may reach: the WAL grows past it within seconds
+WRITE_ERROR = re.compile(r"database or disk is full|File too large|disk I/O error|EFBIG|errno 27", re.I)
+
+
+def _limited() -> None:  # runs in the child between fork and exec
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT, LIMIT))
+
+
+def test_after_a_write_failure_the_replay_fills_the_gap(tmp_path) -> None:
+    site = Site(tmp_path, f"sqlite:///{tmp_path / 'appliance.db'}")
+    site.write_config()
+    try:
+        site.start_pms()
+        site.popen_extra["daemon"] = {"preexec_fn": _limited}
+        site.start_daemon()
+        site.start_pbx(CALLS, RATE, "--replay", str(CALLS), "--buffer", str(CALLS), "--linger", "3600")
+        log_path = tmp_path / "daemon.log"
+        wait_for(lambda: bool(WRITE_ERROR.search(log_path.read_text())), 180, "the first failed write", site)
+        failed_at = time.monotonic()
+        daemon = site.processes["daemon"]
+        # What does the daemon do after the failure? Watch it for 20 s.
+        try:
+            daemon.wait(timeout=20)
+        except Exception:
+            pass
+        exited = daemon.poll()
+        log = log_path.read_text()
+        errors = len(WRITE_ERROR.findall(log))
+        stored_before = site.db()["calls"]
+        behaviour = (f"exited with {exited}" if exited is not None else "kept running") + \
+            f" {time.monotonic() - failed_at:.0f} s after the first failed write; {errors} error line(s); " \
+            f"{stored_before} calls stored under the limit"
+        site.kill("daemon")
+        site.popen_extra.pop("daemon")
+        site.start_daemon()
+        wait_for(lambda: site.db()["calls"] >= CALLS, 300, "all calls stored after the limit is lifted", site)
+        assert site.db()["calls"] >= stored_before
+        site.kill("pbx")
+        wait_for(lambda: not unfinished(site), 300, "every posting answered or failed", site)
+        counts = check_promises(site, CALLS)
+        print(f"\nwrite failure: {behaviour}\n{counts}")
+        assert errors >= 1
+    finally:
+        site.stop_all()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "appliance/net/pbx_service.py PbxLinkService._db_failed (and _ingest_job): when the JOURNAL insert "
+    "itself fails (disk full, EFBIG), the records just read from the PBX are dropped, the failure is "
+    "logged as a traceback and the link keeps reading, so every later record is read and lost too "
+    "(hundreds of tracebacks in 20 s); only a PBX that replays saves them. The comment there ('a failed "
+    "job loses nothing') holds only once the journal commit succeeded. Suggested: on a failed journal "
+    "write keep the batch, pause the transport (stop reading: the PBX buffers) and retry with backoff, "
+    "or log one critical line and stop the daemon non-zero so systemd restarts it"))
+def test_a_failed_journal_write_stops_the_daemon_or_stops_reading(tmp_path) -> None:
+    """Held or stopped: within 20 s of the first failed write the daemon has exited non-zero, or it has
+    stopped taking records (no new failed-write lines in the last 10 of those seconds)."""
+    site = Site(tmp_path, f"sqlite:///{tmp_path / 'appliance.db'}")
+    site.write_config()
+    try:
+        site.start_pms()
+        site.popen_extra["daemon"] = {"preexec_fn": _limited}
+        site.start_daemon()
+        site.start_pbx(CALLS, RATE, "--replay", str(CALLS), "--buffer", str(CALLS), "--linger", "3600")
+        log_path = tmp_path / "daemon.log"
+        wait_for(lambda: bool(WRITE_ERROR.search(log_path.read_text())), 180, "the first failed write", site)
+        daemon = site.processes["daemon"]
+        time.sleep(10)
+        errors_at_10 = len(WRITE_ERROR.findall(log_path.read_text()))
+        time.sleep(10)
+        errors_at_20 = len(WRITE_ERROR.findall(log_path.read_text()))
+        stopped = daemon.poll() is not None and daemon.returncode != 0
+        held = daemon.poll() is None and errors_at_20 == errors_at_10
+        assert stopped or held, (f"the daemon kept reading and failing: {errors_at_10} error lines after 10 s, "
+                                 f"{errors_at_20} after 20 s, exit code {daemon.poll()}")
+    finally:
+        site.stop_all()
