@@ -8,7 +8,6 @@ an ``Ignored``). A framer fed 10 MB without a delimiter keeps its memory bounded
 
 from __future__ import annotations
 
-import tracemalloc
 
 import pytest
 from hypothesis import given

@@ -84,7 +84,6 @@ def test_the_fias_link_gives_events_or_a_protocol_error(serial, data) -> None:
                                   st.binary(max_size=30)), max_size=20))
 def test_the_serial_posting_links_take_any_answer_bytes(name, answers) -> None:
     from datetime import UTC, datetime
-    from decimal import Decimal
 
     from appliance.events import PostCharge
 

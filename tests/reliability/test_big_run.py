@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from appliance.db.models import Call
 from appliance.db.session import make_engine
 from tests.integration.harness import LinkCutter, Site, wait_for
-from tests.reliability.checks import check_promises, unfinished
+from tests.reliability.checks import check_promises, distinct_calls, unfinished
 from tests.reliability.faults import KillLog, kill_in_syscall, postgres_round_trip, sqlite_commit
 
 pytestmark = pytest.mark.slow
@@ -137,8 +137,9 @@ def test_big_run_loses_nothing_and_posts_nothing_twice(tmp_path, db_url) -> None
             time.sleep(rng.uniform(0.0, 1.0))
             site.start_daemon()
         stream_done = time.monotonic() - started
-        wait_for(lambda: len(site.pbx_sent()) >= calls and site.db()["calls"] >= calls, 300,
-                 "all calls stored", site, interval=2.0)
+        wait_for(lambda: _lines(site.pbx_record) >= calls, 300, "the PBX has produced every call", site)
+        distinct = distinct_calls(site)
+        wait_for(lambda: counter.calls() >= distinct, 300, "all calls stored", site, interval=2.0)
         site.kill("pbx", signal.SIGTERM)
         wait_for(lambda: not unfinished(site), 600, "every posting answered or failed", site, interval=2.0)
         counts = check_promises(site, calls)
