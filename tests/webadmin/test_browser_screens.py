@@ -145,9 +145,9 @@ def _seed(app: Flask) -> dict[str, int]:
     return ids
 
 
-NAV = {"viewer": ["Dashboard", "Calls", "Alerts"],
-       "frontdesk": ["Dashboard", "Calls", "Refunds", "Alerts"],
-       "admin": ["Dashboard", "Calls", "Refunds", "Failed postings", "Alerts", "Settings"]}
+NAV = {"viewer": ["Dashboard", "Calls", "Reports", "Alerts"],
+       "frontdesk": ["Dashboard", "Calls", "Reports", "Refunds", "Alerts"],
+       "admin": ["Dashboard", "Calls", "Reports", "Refunds", "Failed postings", "Alerts", "Settings"]}
 
 
 def test_each_role_signs_in_and_sees_only_its_screens(site: tuple[Flask, LiveServer], browser: Any) -> None:

@@ -22,18 +22,23 @@ from sqlalchemy.orm import Session
 from appliance.db.models import Alert, AuditEntry, Extension, Posting
 from tests.webadmin.conftest import START, csrf_token, login_as, make_call, make_posting, post_form
 
-SAMPLE_ARGS = {"call_id": 1, "user_id": 1, "alert_id": 1, "number": "101", "what": "lock", "filename": "x"}
+SAMPLE_ARGS = {"call_id": 1, "user_id": 1, "alert_id": 1, "number": "101", "what": "lock", "filename": "x",
+               "key": "cost_by_trunk", "fmt": "csv", "schedule_id": 1, "kind": "pbx"}
 PUBLIC = {"static", "auth.login"}
 # What each role may open (GET); everything else is 403 for it.
 VIEWER_PAGES = {"index", "dashboard.index", "calls.index", "report.index", "report.export_csv",
-                "report.export_xlsx", "detail.show", "alerts.index", "auth.change_password"}
+                "report.export_xlsx", "detail.show", "alerts.index", "auth.change_password", "reports.index",
+                "reports.show", "reports.download"}
 FRONTDESK_PAGES = VIEWER_PAGES | {"refunds.index"}
 
 
-def _routes(app: Flask, method: str) -> list[tuple[str, str]]:
-    """(endpoint, url) of every rule answering ``method``, with sample arguments filled in."""
+def _routes(app: Flask, method: str, *, setup: bool = False) -> list[tuple[str, str]]:
+    """(endpoint, url) of every rule answering ``method``, with sample arguments filled in; the first-boot
+    setup pages (closed for good once set up, test_every_setup_page_is_gone_once_set_up) only if ``setup``."""
     out = []
     for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("setup.") != setup:
+            continue
         if method in (rule.methods or set()) and rule.endpoint not in PUBLIC:
             url = rule.build({name: SAMPLE_ARGS[name] for name in rule.arguments}, append_unknown=False)[1]
             out.append((rule.endpoint, url))
@@ -91,6 +96,20 @@ def test_a_post_without_csrf_token_is_refused_everywhere(app: Flask, client: Fla
     db.expire_all()
     assert db.scalar(select(func.count()).select_from(AuditEntry)) == before
     assert [p.state for p in db.scalars(select(Posting))] == ["ok"]
+
+
+def test_every_setup_page_is_gone_once_set_up(app: Flask, client: FlaskClient, db: Session) -> None:
+    _seed(db)
+    pages = _routes(app, "GET", setup=True) + _routes(app, "POST", setup=True)
+    assert len(pages) >= 3
+    for signed_in in (False, True):
+        if signed_in:
+            login_as(app, client, "admin")
+        token = csrf_token(client, "/auth/login")
+        for endpoint, url in pages:
+            response = client.get(url) if (endpoint, url) in _routes(app, "GET", setup=True) \
+                else client.post(url, data={"csrf_token": token})
+            assert response.status_code == 404, (signed_in, endpoint)
 
 
 @pytest.mark.parametrize("role, allowed", [("viewer", VIEWER_PAGES), ("frontdesk", FRONTDESK_PAGES),
