@@ -45,8 +45,14 @@ bench: $(STAMP)
 
 # Issue 8, docs/reliability.md: the crash runs (20,000 calls and 20 SIGKILLs on SQLite, 5,000 on PostgreSQL),
 # a migration killed mid-way, write failures and a damaged journal. Sizes: RELIABILITY_CALLS, RELIABILITY_PG_CALLS.
+RELIABILITY_CALLS ?= 20000
+RELIABILITY_KILLS ?= 20
+RELIABILITY_PG_CALLS ?= 5000
+RELIABILITY_PG_KILLS ?= 10
+RELIABILITY_SIZES = RELIABILITY_CALLS=$(RELIABILITY_CALLS) RELIABILITY_KILLS=$(RELIABILITY_KILLS) \
+  RELIABILITY_PG_CALLS=$(RELIABILITY_PG_CALLS) RELIABILITY_PG_KILLS=$(RELIABILITY_PG_KILLS)
 test-reliability: $(STAMP)
-	$(BIN)/python -m pytest -q -s -n 0 -p no:cacheprovider tests/reliability
+	$(RELIABILITY_SIZES) $(BIN)/python -m pytest -q -s -n 0 -p no:cacheprovider tests/reliability
 
 # The fuzz tests with a long budget (FUZZ_EXAMPLES per hypothesis test, ATHERIS_RUNS per atheris target).
 FUZZ_EXAMPLES ?= 2000

@@ -8,10 +8,10 @@ Like a PBX that cannot know what its collector stored, the simulator replays its
 reconnect, and buffers everything while no collector listens (``--buffer`` as large as the run, so the
 simulator itself never drops a call the test counts as sent).
 
-Sizes come from the environment so ``make test-reliability`` runs the full size and a quick look runs
-a small one: ``RELIABILITY_CALLS`` (SQLite, default 20000), ``RELIABILITY_PG_CALLS`` (PostgreSQL,
-default 5000), ``RELIABILITY_RATE`` (calls/s, default 200), ``RELIABILITY_KILLS`` (default 20; 10 on
-PostgreSQL), ``RELIABILITY_SEED``.
+Sizes come from the environment: ``make test-reliability`` runs the full size (``RELIABILITY_CALLS=20000
+RELIABILITY_KILLS=20`` on SQLite, ``RELIABILITY_PG_CALLS=5000 RELIABILITY_PG_KILLS=10`` on PostgreSQL);
+without them (``make test``) the run is 4,000 calls and 8 kills on SQLite, 2,000 and 6 on PostgreSQL.
+Also ``RELIABILITY_RATE`` (calls/s, default 200) and ``RELIABILITY_SEED``.
 """
 
 from __future__ import annotations
@@ -64,10 +64,11 @@ def _lines(path) -> int:
 
 
 def sizes(db_url: str) -> tuple[int, int]:
+    """(calls, daemon kills). ``make test-reliability`` sets the full sizes (20,000 and 20 on SQLite,
+    5,000 and 10 on PostgreSQL); the defaults are the smaller run ``make test`` can afford."""
     if db_url.startswith("sqlite"):
-        return int(os.environ.get("RELIABILITY_CALLS", "20000")), int(os.environ.get("RELIABILITY_KILLS", "20"))
-    return (int(os.environ.get("RELIABILITY_PG_CALLS", "5000")),
-            int(os.environ.get("RELIABILITY_PG_KILLS", os.environ.get("RELIABILITY_KILLS", "10"))))
+        return int(os.environ.get("RELIABILITY_CALLS", "4000")), int(os.environ.get("RELIABILITY_KILLS", "8"))
+    return (int(os.environ.get("RELIABILITY_PG_CALLS", "2000")), int(os.environ.get("RELIABILITY_PG_KILLS", "6")))
 
 
 def schedule(rng: random.Random, kills: int) -> list[str]:
