@@ -484,6 +484,9 @@ class DayTotals:
     def _pending(self, session: Session) -> _Pending:
         pending = session.info.get(self._key)
         if pending is None:
+            # Calls are counted in a transaction (they were inserted in it); make sure one has begun, so
+            # that its commit or rollback is what settles them.
+            session.connection()
             pending = session.info[self._key] = _Pending()
             if not session.info.get(self._key + "_hooked"):
                 # Instance-level listeners: they live and die with this session, not with every session.
