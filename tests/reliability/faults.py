@@ -39,7 +39,11 @@ def sqlite_commit(pid: int, tid: int, number: int, target: str) -> str:
 def postgres_round_trip(pid: int, tid: int, number: int, target: str) -> str:
     """A thread other than the reactor's waiting on a socket: the database thread talking to the
     server (the reactor thread waits in epoll_wait, not in these calls)."""
-    return SOCKET_WAIT[number] if tid != pid and number in SOCKET_WAIT and target.startswith("socket:") else ""
+    if tid == pid or number not in SOCKET_WAIT:
+        return ""
+    # poll/ppoll take a pollfd array, not a descriptor: the thread is the only one that polls (the
+    # reactor uses epoll_wait), so it is waiting for the server's answer.
+    return SOCKET_WAIT[number] if number in (7, 271) or target.startswith("socket:") else ""
 
 
 @dataclass
