@@ -215,3 +215,27 @@ def test_the_day_totals_equal_the_database_through_mixed_batches(env_factory) ->
         for extension in extensions:
             assert in_memory(env, extension, local_day(env, T0)) == in_database(env, extension, local_day(env, T0))
     assert in_database(env, "101", local_day(env, T0)).cost > 0  # guest calls are priced (lobby: zero)
+
+
+def test_a_transfer_s_held_legs_are_not_calls_of_their_own(env_factory) -> None:
+    """A transferred call is stored as held ``leg``/``merged`` rows plus the record that ends it; burst
+    dialling and the day totals count the call once, as the pipeline hands it to the rules."""
+    from sqlalchemy import update
+
+    from appliance.db.models import Call
+
+    env = env_factory(alerts={"rules": {"burst": {"calls": 3, "minutes": 5}, **BASELINE["rules"]}})
+    seed_history(env, "103", days=7, per_day=1)
+    call(env, T0, "103", LOCAL, duration=30)
+    call(env, T0 + timedelta(minutes=1), "103", LOCAL, duration=30)
+    with env.sessions.begin() as session:  # as if both had been the first legs of transferred calls
+        session.execute(update(Call).where(Call.extension == "103", Call.start >= T0)
+                        .values(disposition="merged"))
+    restarted = AlertEngine(env.config)  # reads the day from the database, legs left out
+    env2 = Env(env.config, env.sessions, restarted,
+               Pipeline(env.config, env.sessions, {"pbx": CSV_SPEC}, observers=[restarted]))
+    call(env2, T0 + timedelta(minutes=2), "103", LOCAL, duration=30)
+    assert fired(env2) == []  # one call in the window and today, not three
+    day = local_day(env, T0)
+    assert in_memory(env2, "103", day) == in_database(env2, "103", day)
+    assert in_database(env2, "103", day).calls == 1
