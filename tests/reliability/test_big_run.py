@@ -145,7 +145,7 @@ def test_big_run_loses_nothing_and_posts_nothing_twice(tmp_path, db_url) -> None
         wait_for(lambda: not unfinished(site), 600, "every posting answered or failed", site, interval=2.0)
         counts = check_promises(site, calls)
         daemon_log = (tmp_path / "daemon.log").read_text()
-        print(f"\nbig run ({db_url.split(':')[0]}): calls={calls} rate={RATE}/s kills={sum(log.kinds.values())}"
+        print(f"\nbig run ({db_url.split(':')[0]}): calls={calls} rate={RATE}/s daemon kills={log.kinds['ingest'] + log.kinds['ps-pa'] + log.kinds['commit']}"
               f" [{log.summary()}] link connections={cutter.connections}"
               f" stream+faults={stream_done:.0f}s total={time.monotonic() - started:.0f}s"
               f" daemon starts={daemon_log.count('=== start')}\n{counts}")
