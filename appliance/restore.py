@@ -173,7 +173,10 @@ def _hand_to_service_user(url: str) -> None:
 
 
 def _restore_config(source: Path, config_path: Path) -> Path:
-    """Put the backed-up configuration at ``config_path``; the current one is kept beside it."""
+    """Put the backed-up configuration at ``config_path``; the current one is kept beside it. A link (the
+    image links /etc/appliance/appliance.yaml into the state folder) is followed: the file it points at is
+    restored, and the link stays."""
+    config_path = Path(os.path.realpath(config_path))
     config_path.parent.mkdir(parents=True, exist_ok=True)
     mode, owner = 0o640, None
     if config_path.exists():

@@ -306,3 +306,20 @@ def test_postgresql_backup_without_pg_dump_is_a_clear_error(monkeypatch: pytest.
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(BackupError, match="pg_dump is not installed"):
         create_backup("postgresql+psycopg2://postgres@127.0.0.1:1/none", None, tmp_path)
+
+
+def test_a_restored_configuration_goes_where_the_link_points(tmp_path: Path) -> None:
+    """The image links /etc/appliance/appliance.yaml to the state folder (first-boot setup writes there)."""
+    from appliance.restore import _restore_config
+
+    state = tmp_path / "var" / "appliance.yaml"
+    state.parent.mkdir()
+    state.write_text("site: current\n")
+    link = tmp_path / "etc" / "appliance.yaml"
+    link.parent.mkdir()
+    link.symlink_to(state)
+    backed_up = tmp_path / "backup.yaml"
+    backed_up.write_text("site: restored\n")
+    _restore_config(backed_up, link)
+    assert link.is_symlink() and link.read_text() == "site: restored\n"
+    assert (state.parent / "appliance.yaml.before-restore").read_text() == "site: current\n"
