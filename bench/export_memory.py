@@ -159,7 +159,7 @@ def export(web: WebProcess, kind: str, query: str = "start=&end=") -> dict[str, 
             lines += chunk.count(b"\n")
     elapsed = time.perf_counter() - started
     after = memory(pid)
-    return {"format": kind, "bytes": size, "rows": lines - 1 if kind == "csv" else None,  # xlsx: compressed "seconds": elapsed,
+    return {"format": kind, "bytes": size, "rows": lines - 1 if kind == "csv" else None, "seconds": elapsed,
             "first_byte": first_byte or elapsed, "rss_before": before["VmRSS"], "rss_peak": after["VmHWM"],
             "rss_after": after["VmRSS"]}
 
