@@ -53,7 +53,12 @@ class DriverRegistry:
         if link.transport not in spec.transports:
             problems.append((f"{path}.transport", f"driver {spec.name} does not run over {link.transport}; "
                                                   f"use one of {', '.join(sorted(spec.transports))}"))
-        return build(spec.options, link.options, f"{path}.options", problems)
+        options = build(spec.options, link.options, f"{path}.options", problems)
+        # Options that only some transports can take (FIAS TLS needs tcp-client) say so themselves.
+        check = getattr(options, "transport_problems", None)
+        if check is not None:
+            problems += [(f"{path}.options.{key}", message) for key, message in check(link.transport)]
+        return options
 
     def options(self, kind: str, name: str, data: dict[str, Any]) -> Any:
         """Options for a driver from a plain dict (the CLI's ``--option KEY=VALUE``); raises ConfigError."""

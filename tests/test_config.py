@@ -68,6 +68,15 @@ def test_unknown_driver_and_wrong_transport() -> None:
     assert "does not run over file" in found["pms.transport"]
 
 
+def test_tls_on_a_serial_pms_link_is_a_config_problem() -> None:
+    data = example()
+    data["pms"].update({"transport": "serial", "device": "/dev/ttyUSB0"})
+    data["pms"].pop("host", None)
+    data["pms"].pop("port", None)
+    data["pms"]["options"]["tls"] = {"verify": False}
+    assert problems_of(data) == {"pms.options.tls": "TLS needs transport tcp-client, not serial"}
+
+
 def test_driver_options_are_checked_by_the_driver() -> None:
     data = example()
     data["pms"]["options"]["answer_timout"] = 10
