@@ -7,6 +7,8 @@ after warm-up, the last, the peak and the growth per 10 minutes from a least-squ
 from __future__ import annotations
 
 import argparse
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -55,12 +57,22 @@ def main() -> None:
                 if elapsed >= args.warmup:
                     samples.append((elapsed, rss_mb(daemon.pid)))
             calls = site.db()["calls"]
+            memory = [m for _, m in samples]
+            # Printed before stopping: the figures must survive a slow or failed stop.
+            print(f"memory at {args.rate:g} calls/s over {args.minutes:g} min ({calls} calls): "
+                  f"first {memory[0]:.1f} MB, last {memory[-1]:.1f} MB, peak {max(memory):.1f} MB, "
+                  f"growth {slope_per_10_min(samples):+.2f} MB per 10 min (target < 80 MB, no growth)",
+                  flush=True)
+            site.kill("pbx", signal.SIGTERM)
+            stopping = time.monotonic()
+            try:
+                site.kill("daemon", signal.SIGTERM)
+                print(f"daemon stopped {time.monotonic() - stopping:.1f} s after SIGTERM", flush=True)
+            except subprocess.TimeoutExpired:
+                print("daemon still running 20 s after SIGTERM (see its log)", flush=True)
+                print(site.logs()[-3000:], flush=True)
         finally:
             site.stop_all()
-    memory = [m for _, m in samples]
-    print(f"memory at {args.rate:g} calls/s over {args.minutes:g} min ({calls} calls): "
-          f"first {memory[0]:.1f} MB, last {memory[-1]:.1f} MB, peak {max(memory):.1f} MB, "
-          f"growth {slope_per_10_min(samples):+.2f} MB per 10 min (target < 80 MB, no growth)")
 
 
 if __name__ == "__main__":
