@@ -21,9 +21,7 @@ from appliance.reports.costs import (
     calls_by_hour, cost_by_call_class, cost_by_country, cost_by_department, cost_by_extension, cost_by_trunk,
 )
 from appliance.reports.model import Report
-from appliance.reports.pdf import PDF_MIME, to_pdf
 from appliance.reports.period import Period
-from appliance.reports.render import CSV_MIME, XLSX_MIME, to_csv, to_xlsx
 from appliance.reports.traffic import trunk_utilisation
 
 Attachment = tuple[str, bytes, str]
@@ -76,18 +74,21 @@ def _first_day(period: Period) -> date:
 def build_bundle(session: Session, kind: str, due: datetime, options: ReportOptions,
                  formats: tuple[str, ...] = ("csv", "xlsx", "pdf")) -> tuple[str, str, list[Attachment]]:
     """``(subject, body, attachments)`` for the run of a ``kind`` schedule due at ``due``."""
+    # openpyxl and reportlab weigh about 17 MB resident: the daemon loads them when a report is due.
+    from appliance.reports import pdf, render
+
     period = period_for(kind, due, options.tz)
     reports = reports_for(session, kind, period, options)
     title = TITLES[kind]
     stem = f"{kind}-{period.label}".replace(" ", "_")
     attachments: list[Attachment] = []
     if "csv" in formats:
-        attachments.append((f"{stem}.csv", to_csv(reports), CSV_MIME))
+        attachments.append((f"{stem}.csv", render.to_csv(reports), render.CSV_MIME))
     if "xlsx" in formats:
-        attachments.append((f"{stem}.xlsx", to_xlsx(reports), XLSX_MIME))
+        attachments.append((f"{stem}.xlsx", render.to_xlsx(reports), render.XLSX_MIME))
     if "pdf" in formats:
-        attachments.append((f"{stem}.pdf", to_pdf(reports, title=f"{title} {period.label}",
-                                                  site=options.site_name), PDF_MIME))
+        attachments.append((f"{stem}.pdf", pdf.to_pdf(reports, title=f"{title} {period.label}",
+                                                      site=options.site_name), pdf.PDF_MIME))
     site = f"{options.site_name}: " if options.site_name else ""
     subject = f"{site}{title} {period.label}"
     lines = [f"{title} for {period.label} ({options.tz.key}).", ""]
