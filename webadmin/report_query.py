@@ -11,6 +11,7 @@ parameters, and the sort column is looked up in ``SORTS``: nothing a person type
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import date, datetime, time, timedelta
@@ -382,11 +383,41 @@ def report_totals(session: Session, flt: ReportFilter, zone: ZoneInfo) -> Totals
                   refunded=refunded)
 
 
+# Sorts whose column is a number or a time: Python orders them as every database does, so the branches
+# can be merged here. Text columns keep the database's order (its collation may not be Python's).
+MERGED_SORTS = ("start", "duration", "amount")
+
+
 def iter_report(session: Session, flt: ReportFilter, zone: ZoneInfo, *, sort: str = "start",
                 descending: bool = True, batch: int = EXPORT_BATCH) -> Iterator[ReportRow]:
     """Every filtered row, fetched ``batch`` at a time (a server-side cursor on PostgreSQL), so an
-    export of millions of rows never holds more than one batch in memory."""
+    export of millions of rows never holds more than one batch in memory.
+
+    Sorted by start, duration or amount, each branch is read in order on its own cursor (an index walk:
+    its first rows come at once) and the branches are merged here in the report's order (the column, a
+    call before a refund, then the id). One ``ORDER BY`` over the UNION would sort every row before
+    sending the first (30 s for a million rows on a loaded machine)."""
     flt = resolve_call_id(session, flt)
-    statement = report_statement(flt, zone, sort, descending).execution_options(yield_per=batch)
-    for row in session.execute(statement):
-        yield ReportRow(*row)
+    if sort not in SORTS:
+        sort = "start"
+    branches = _branches(flt, zone)
+    if flt.call_id or len(branches) == 1 or sort not in MERGED_SORTS:
+        statement = report_statement(flt, zone, sort, descending).execution_options(yield_per=batch)
+        for row in session.execute(statement):
+            yield ReportRow(*row)
+        return
+    streams = []
+    for branch in branches:
+        sub = branch.subquery()
+        columns = [type_coerce(sub.c.amount, Money).label("amount") if name == "amount" else sub.c[name]
+                   for name in COLUMNS]
+        statement = (select(*columns).order_by(*_order(sub.c, sort, descending, ties=False))
+                     .execution_options(yield_per=batch))
+        streams.append(ReportRow(*row) for row in session.execute(statement))
+
+    # Descending: the merge runs reversed, so "call before refund" needs the call ranked higher.
+    def order(row: ReportRow) -> tuple[Any, int, int]:
+        rank = (row.record == "call") if descending else (row.record != "call")
+        return getattr(row, sort), int(rank), row.id
+
+    yield from heapq.merge(*streams, key=order, reverse=descending)
