@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import event, func, select
+from sqlalchemy import bindparam, event, func, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from appliance.alerts.config import (
@@ -231,6 +231,16 @@ class ExpensiveCall(CallRule):
         return f"A single call costs more than {self.context.money(self.options.amount)}."
 
 
+CALLS = Call.__table__
+# One range of ix_calls_extension_usage, read from the index alone. Built once, with bound parameters:
+# composing the statement for each call cost more than running it (profiled with 5,000 calls).
+BURST_COUNT = select(func.count()).select_from(CALLS).where(
+    CALLS.c.extension == bindparam("extension"), CALLS.c.direction == "outgoing",
+    CALLS.c.start > bindparam("since"), CALLS.c.start <= bindparam("until"),
+    # Not ``not_in``: its expanding parameter makes SQLAlchemy render the statement again at each call.
+    *[CALLS.c.disposition != value for value in NOT_A_CALL])
+
+
 class Burst(CallRule):
     name = "burst"
     options: BurstRule
@@ -239,10 +249,8 @@ class Burst(CallRule):
         if call.direction != "outgoing":
             return None
         since = call.start - timedelta(minutes=self.options.minutes)
-        # A range of ix_calls_extension_usage, read from the index alone (docs/performance.md).
-        count = session.scalar(select(func.count()).select_from(Call).where(
-            Call.extension == call.extension, Call.direction == "outgoing", Call.start > since,
-            Call.start <= call.start, Call.disposition.not_in(NOT_A_CALL))) or 0
+        count = session.scalar(BURST_COUNT, {"extension": call.extension, "since": since,
+                                             "until": call.start}) or 0
         if count < self.options.calls:
             return None
         return Finding(subject=call.extension,
