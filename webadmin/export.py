@@ -220,8 +220,8 @@ def _workbook(titles: list[str]) -> str:
 
 
 def _workbook_rels(count: int) -> str:
-    sheets = "".join(f'<Relationship Id="rId{n}" Type="{_REL_NS}/worksheet" Target="worksheets/sheet{n}.xml"/>'
-                     for n in range(1, count + 1))
+    sheets = "".join(f'<Relationship Id="rId{n}" Type="{_REL_NS}/worksheet" '
+                     f'Target="worksheets/sheet{n}.xml"/>' for n in range(1, count + 1))
     return (_DECLARATION + f'<Relationships xmlns="{_PKG_REL_NS}">{sheets}'
             f'<Relationship Id="rId{count + 1}" Type="{_REL_NS}/styles" Target="styles.xml"/>'
             '</Relationships>')
@@ -232,7 +232,8 @@ def _content_types(count: int) -> str:
     sheets = "".join(f'<Override PartName="/xl/worksheets/sheet{n}.xml" ContentType="{main}.worksheet+xml"/>'
                      for n in range(1, count + 1))
     return (_DECLARATION + '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="rels" '
+            'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
             '<Default Extension="xml" ContentType="application/xml"/>'
             f'<Override PartName="/xl/workbook.xml" ContentType="{main}.sheet.main+xml"/>'
             f'<Override PartName="/xl/styles.xml" ContentType="{main}.styles+xml"/>'
@@ -240,7 +241,8 @@ def _content_types(count: int) -> str:
 
 
 def xlsx_chunks(rows: Iterable[ReportRow], zone: ZoneInfo, title: str = "Calls", *,
-                max_rows: int = XLSX_MAX_ROWS, max_sheet_bytes: int = XLSX_MAX_SHEET_BYTES) -> Iterator[bytes]:
+                max_rows: int = XLSX_MAX_ROWS,
+                max_sheet_bytes: int = XLSX_MAX_SHEET_BYTES) -> Iterator[bytes]:
     """An .xlsx workbook, sent as it is written. A sheet holds at most ``max_rows`` rows with its header
     and at most about ``max_sheet_bytes`` of XML; the rows go on in sheets "Calls 2", "Calls 3", ..."""
     sink = _Sink()

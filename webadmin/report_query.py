@@ -305,7 +305,8 @@ def resolve_call_id(session: Session, flt: ReportFilter) -> ReportFilter:
     return replace(flt, call_ids=tuple(ids))
 
 
-def _branches(flt: ReportFilter, zone: ZoneInfo, shape: str = "full", sort: str = "start") -> list[Select[Any]]:
+def _branches(flt: ReportFilter, zone: ZoneInfo, shape: str = "full",
+              sort: str = "start") -> list[Select[Any]]:
     both = bool(flt.call_id) or flt.record_type == "both"
     branches = []
     if both or flt.record_type == "charges":

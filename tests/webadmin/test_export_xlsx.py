@@ -31,7 +31,8 @@ BERLIN = ZoneInfo("Europe/Berlin")
 def _row(n: int, **fields: object) -> ReportRow:
     values: dict[str, object] = dict(
         record="call", id=n, call_id=n, start=START + timedelta(seconds=n), extension="2412", room="0412",
-        direction="outgoing", caller="", dialled=f"0044207946{n:04d}", duration=60 + n, call_class="international",
+        direction="outgoing", caller="", dialled=f"0044207946{n:04d}", duration=60 + n,
+        call_class="international",
         destination="United Kingdom", account_code="", pbx_call_id=f"P{n}", amount=Decimal("1.25"),
         currency="USD", state="ok", posting_id=n, by="")
     values.update(fields)
@@ -43,7 +44,8 @@ def _sheets(data: bytes) -> list[tuple[str, list[tuple[object, ...]]]]:
     and read-only openpyxl ends a row at its last cell)."""
     workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
     width = len(HEADER)
-    return [(sheet.title, [tuple(row) + (None,) * (width - len(row)) for row in sheet.iter_rows(values_only=True)])
+    return [(sheet.title, [tuple(row) + (None,) * (width - len(row))
+                           for row in sheet.iter_rows(values_only=True)])
             for sheet in workbook.worksheets]
 
 
