@@ -323,7 +323,7 @@ class ExtensionBaseline(CallRule):
         self.today = DayTotals(context)
 
     def prepare(self, session: Session, calls: list[Call], now: datetime) -> None:
-        self.today.add(session, calls)
+        self.today.add(session, calls, now)
 
     def check(self, session: Session, call: Call) -> Finding | None:
         if not counted(call):
@@ -414,6 +414,7 @@ class _Totals:
     calls: int = 0
     seconds: int = 0
     cost: Decimal = Decimal(0)
+    read_at: datetime | None = None  # the engine's ``now`` when read from the database
 
     def add(self, calls: int, seconds: int, cost: Decimal) -> None:
         self.calls += calls
@@ -443,19 +444,23 @@ class DayTotals:
     survived is not known here: its pairs are forgotten at commit and read again when next needed.
 
     What it does not see: calls changed by another process after a pair was read (``appliance rerate``
-    or a re-post changing today's amounts) until the pair is evicted or the day ends; the count and the
-    minutes never change after a call is stored, only the cost metric can lag (docs/performance.md).
+    or a re-post changing today's amounts). So a pair is read again once it is ``REFRESH`` old (by the
+    pipeline's ``now``): one query per busy extension an hour. The count and the minutes never change
+    after a call is stored; only the cost metric can lag, by what was re-rated, for at most that long.
     """
 
     SIZE = 8192
+    REFRESH = timedelta(hours=1)
 
     def __init__(self, context: Context) -> None:
         self.context = context
         self._committed: OrderedDict[tuple[str, date], _Totals] = OrderedDict()
         self._key = f"alert_day_totals_{id(self)}"
+        self._now: datetime | None = None
 
-    def add(self, session: Session, calls: list[Call]) -> None:
+    def add(self, session: Session, calls: list[Call], now: datetime | None = None) -> None:
         """Count stored calls of the session's transaction (before any ``usage`` about them)."""
+        self._now = now or self._now
         pending = None
         for call in calls:
             if not counted(call):
@@ -470,13 +475,14 @@ class DayTotals:
         info = session.info.get(self._key)
         mine = info.totals.get(key) if info is not None else None
         committed = self._committed.get(key)
-        if committed is None:
+        if committed is None or self._stale(committed):
             seen = usage(session, extension, self.context.day_start(day),
                          self.context.day_start(day + timedelta(days=1)))
-            committed = _Totals(seen.calls, seen.seconds, seen.cost)
+            committed = _Totals(seen.calls, seen.seconds, seen.cost, self._now)
             if mine is not None:
                 committed.add(-mine.calls, -mine.seconds, -mine.cost)
             self._committed[key] = committed
+            self._committed.move_to_end(key)
             if len(self._committed) > self.SIZE:
                 self._committed.popitem(last=False)
         else:
@@ -488,6 +494,11 @@ class DayTotals:
 
     def __len__(self) -> int:
         return len(self._committed)
+
+    def _stale(self, totals: _Totals) -> bool:
+        # A clock set back (a replay judged with an older ``now``) never makes a pair stale.
+        return (self._now is not None and totals.read_at is not None
+                and self._now - totals.read_at >= self.REFRESH)
 
     def _pending(self, session: Session) -> _Pending:
         pending = session.info.get(self._key)

@@ -239,3 +239,28 @@ def test_a_transfer_s_held_legs_are_not_calls_of_their_own(env_factory) -> None:
     day = local_day(env, T0)
     assert in_memory(env2, "103", day) == in_database(env2, "103", day)
     assert in_database(env2, "103", day).calls == 1
+
+
+def test_amounts_re_rated_elsewhere_are_read_again_within_the_hour(env_factory) -> None:
+    """``appliance rerate`` (another process) changes today's amounts; the count and minutes cannot
+    change, the cost lags until the pair is an hour old by the pipeline's clock, then is read again."""
+    from sqlalchemy import update
+
+    from appliance.db.models import Call
+
+    env = env_factory(alerts=BASELINE)
+    seed_history(env, "104", days=7, per_day=1)
+    call(env, T0, "104", LOCAL, duration=30)
+    day = local_day(env, T0)
+    before = in_database(env, "104", day)
+    with env.sessions.begin() as session:
+        session.execute(update(Call).where(Call.extension == "104", Call.start >= T0)
+                        .values(amount=Decimal("7.40")))
+    assert in_memory(env, "104", day) == before  # not seen yet
+    call(env, T0 + timedelta(minutes=20), "104", LOCAL, duration=30)
+    assert in_memory(env, "104", day).cost == before.cost * 2  # still the old amount for the first call
+    with day_reads(env) as reads:
+        call(env, T0 + timedelta(minutes=70), "104", LOCAL, duration=30)
+    assert len(reads) == 1
+    assert in_memory(env, "104", day) == in_database(env, "104", day)
+    assert in_memory(env, "104", day).cost > Decimal("7.40")
