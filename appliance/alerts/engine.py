@@ -16,6 +16,7 @@ restart. Nothing here reads the clock or imports Twisted.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +31,16 @@ from appliance.alerts.silence import PeriodicRule, periodic_rules
 from appliance.db.models import Alert, Call
 
 RULE_ERROR = RuleOptions(severity="warning", cooldown_minutes=60)
+
+
+@dataclass(slots=True)
+class _Latest:
+    """A (rule, subject)'s last alert within one batch, with the findings held back on it not yet written."""
+
+    alert: Alert | None
+    repeats: int = 0
+    at: str = ""
+    call_id: int | None = None
 
 
 class AlertEngine:
@@ -68,6 +79,7 @@ class AlertEngine:
         same as one call at a time would see the table. Listeners hear once per batch.
         """
         raised: list[Alert] = []
+        latest: dict[tuple[str, str], _Latest] = {}
         for rule in self.call_rules:
             self._run(session, rule.name, lambda rule=rule: rule.prepare(session, calls, now), now, raised)
         for call in calls:
@@ -79,8 +91,10 @@ class AlertEngine:
                 finding = Finding(subject=finding.subject, message=finding.message,
                                   details={"call": call_facts(call, self.context), **finding.details})
                 alert = self.raise_alert(session, rule.name, rule.options, finding, now, call_id=call.id,
-                                         count_repeats=True)
+                                         count_repeats=True, latest=latest)
                 self._keep(raised, alert)
+        for seen in latest.values():
+            self._count_repeats(seen)
         self._tell(raised)
         return raised
 
@@ -116,26 +130,55 @@ class AlertEngine:
     # ------------------------------------------------------------------ storage
 
     def raise_alert(self, session: Session, rule: str, options: RuleOptions, finding: Finding, now: datetime,
-                    *, call_id: int | None = None, count_repeats: bool = False) -> Alert | None:
-        """Store the finding as an alert unless the rule and subject are cooling down."""
+                    *, call_id: int | None = None, count_repeats: bool = False,
+                    latest: dict[tuple[str, str], _Latest] | None = None) -> Alert | None:
+        """Store the finding as an alert unless the rule and subject are cooling down.
+
+        ``latest`` (one batch of calls, one transaction) keeps each (rule, subject)'s last alert once
+        looked up, and its repeats until ``_count_repeats``: a busy extension repeating a finding on every
+        call of a replayed buffer then costs one lookup and one update per batch, not per call, and the
+        alert ends with the same ``repeats``, ``last_repeat_at`` and ``last_repeat_call_id``.
+        """
         subject = finding.subject[:64]
         if options.cooldown_minutes:
-            last = session.scalars(select(Alert).where(Alert.rule == rule, Alert.subject == subject)
-                                   .order_by(Alert.created_at.desc(), Alert.id.desc()).limit(1)).first()
+            seen = latest.get((rule, subject)) if latest is not None else None
+            if seen is None:
+                seen = _Latest(session.scalars(
+                    select(Alert).where(Alert.rule == rule, Alert.subject == subject)
+                    .order_by(Alert.created_at.desc(), Alert.id.desc()).limit(1)).first())
+                if latest is not None:
+                    latest[(rule, subject)] = seen
+            last = seen.alert
             if last is not None and now - last.created_at < timedelta(minutes=options.cooldown_minutes):
                 if count_repeats:
-                    details = dict(last.details or {})
-                    details["repeats"] = int(details.get("repeats", 0)) + 1
-                    details["last_repeat_at"] = now.isoformat()
-                    details["last_repeat_call_id"] = call_id
-                    last.details = details
+                    seen.repeats += 1
+                    seen.at = now.isoformat()
+                    seen.call_id = call_id
+                    if latest is None:
+                        self._count_repeats(seen)
                 return None
+            if latest is not None:
+                self._count_repeats(seen)  # the alert about to follow it takes its place
         channels = self.config.channels_for(rule, options.severity)
         alert = Alert(rule=rule, severity=options.severity, subject=subject, message=finding.message[:500],
                       details={**finding.details, "deliveries": deliveries.initial(channels, now)},
                       call_id=call_id, created_at=now)
         session.add(alert)
+        if latest is not None and options.cooldown_minutes:
+            latest[(rule, subject)] = _Latest(alert)
         return alert
+
+    @staticmethod
+    def _count_repeats(seen: _Latest) -> None:
+        """Write the findings held back on an alert into its details (one update)."""
+        if seen.alert is None or not seen.repeats:
+            return
+        details = dict(seen.alert.details or {})
+        details["repeats"] = int(details.get("repeats", 0)) + seen.repeats
+        details["last_repeat_at"] = seen.at
+        details["last_repeat_call_id"] = seen.call_id
+        seen.alert.details = details
+        seen.repeats = 0
 
     def _tell(self, raised: list[Alert]) -> None:
         if raised:

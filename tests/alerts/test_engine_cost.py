@@ -264,3 +264,28 @@ def test_amounts_re_rated_elsewhere_are_read_again_within_the_hour(env_factory) 
     assert len(reads) == 1
     assert in_memory(env, "104", day) == in_database(env, "104", day)
     assert in_memory(env, "104", day).cost > Decimal("7.40")
+
+
+def test_findings_held_back_in_one_batch_are_counted_on_the_alert_once(env_factory) -> None:
+    """A replayed buffer: the cool-down is looked up once per rule and subject in a batch and the repeats
+    written once, with the same result as one call at a time (test_rules.py pins that one)."""
+    from sqlalchemy import select
+
+    from appliance.db.models import Alert, Call
+    from tests.alerts.test_rules import INTERNATIONAL
+
+    env = env_factory()
+    feed(env, *[record(T0 + timedelta(minutes=i), "150", INTERNATIONAL) for i in range(4)],
+         now=T0 + timedelta(minutes=10))
+    assert fired(env) == [("lobby_long_distance", "150")]
+    with env.sessions() as session:
+        ids = list(session.scalars(select(Call.id).order_by(Call.start)))
+        (alert,) = session.scalars(select(Alert))
+        assert alert.call_id == ids[0]
+        assert alert.details["repeats"] == 3 and alert.details["last_repeat_call_id"] == ids[3]
+        assert alert.details["last_repeat_at"] == (T0 + timedelta(minutes=10)).isoformat()
+    feed(env, record(T0 + timedelta(minutes=20), "150", INTERNATIONAL), now=T0 + timedelta(minutes=25))
+    with env.sessions() as session:
+        (alert,) = session.scalars(select(Alert))
+        assert alert.details["repeats"] == 4
+        assert "deliveries" in alert.details  # the delivery log is kept when repeats are written
