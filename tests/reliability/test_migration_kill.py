@@ -61,18 +61,9 @@ def _fresh(url: str, trial: int) -> str:
     return url
 
 
-SQLITE_PARTIAL_DDL = pytest.mark.xfail(strict=True, reason=(
-    "appliance/db/session.py make_engine: pysqlite (Python 3.11, legacy isolation_level) sends no BEGIN "
-    "before DDL, so each migration's CREATE TABLE/INDEX commits on its own; an upgrade killed inside "
-    "0001 or 0002 leaves tables without the alembic_version stamp and the next upgrade fails with "
-    "'table ... already exists'. Fix: for SQLite set dbapi_connection.isolation_level = None in the "
-    "connect event and emit BEGIN in an engine 'begin' event (SQLAlchemy's pysqlite recipe), or do it "
-    "only for the migration connection in appliance/db/migrations/env.py"))
 
 
-def test_a_killed_upgrade_finishes_at_head_when_run_again(request, db_url, tmp_path) -> None:
-    if db_url.startswith("sqlite"):
-        request.applymarker(SQLITE_PARTIAL_DDL)
+def test_a_killed_upgrade_finishes_at_head_when_run_again(db_url, tmp_path) -> None:
     rng = random.Random(int(os.environ.get("RELIABILITY_SEED", "20261122")))
     sqlite = db_url.startswith("sqlite")
     # Calibration: a whole upgrade, to know how many writes a poller sees in it (SQLite) or how long
