@@ -185,19 +185,31 @@ class LengthPrefixedFramer(Framer):
     def feed(self, data: bytes) -> list[FrameItem]:
         self._buffer += data
         out: list[FrameItem] = []
+        skipped = bytearray()  # bytes dropped while out of sync: one quarantine row per run, not per byte
         while len(self._buffer) >= self._size:
             length = int.from_bytes(self._buffer[: self._size], "little")
             if length > self._max_length:
                 # A length we cannot trust means we lost sync; drop one byte and look again.
-                out.append(Ignored(reason=f"length prefix {length} over {self._max_length}",
-                                   raw=bytes(self._buffer[: self._size])))
+                skipped.append(self._buffer[0])
                 del self._buffer[:1]
+                if len(skipped) >= self._max_length:
+                    out.append(self._out_of_sync(skipped))
+                    skipped = bytearray()
                 continue
             if len(self._buffer) < self._size + length:
                 break
+            if skipped:
+                out.append(self._out_of_sync(skipped))
+                skipped = bytearray()
             out.append(bytes(self._buffer[self._size: self._size + length]))
             del self._buffer[: self._size + length]
+        if skipped:
+            out.append(self._out_of_sync(skipped))
         return out
+
+    def _out_of_sync(self, skipped: bytearray) -> Ignored:
+        return Ignored(reason=f"{len(skipped)} bytes without a length prefix of at most {self._max_length}",
+                       raw=bytes(skipped))
 
     def flush(self) -> list[FrameItem]:
         out: list[FrameItem] = []

@@ -183,10 +183,14 @@ def test_fias_spec_lrc_examples():
 
 def test_length_prefix_over_the_limit_resyncs_and_the_next_record_comes_out():
     record = length_prefixed(AXXESS_LINES[1] + b"\r\n")
-    items = feed_all(LengthPrefixedFramer(), [b"\xff\xff\xff\xff" + record])
-    assert items[-1] == AXXESS_LINES[1] + b"\r\n"
-    assert items[:-1] and all(isinstance(item, Ignored) and "over 4096" in item.reason for item in items[:-1])
-    assert feed_all(LengthPrefixedFramer(), bytewise(b"\xff\xff\xff\xff" + record)) == items
+    for chunks in ([b"\xff\xff\xff\xff" + record], bytewise(b"\xff\xff\xff\xff" + record)):
+        items = feed_all(LengthPrefixedFramer(), chunks)
+        assert items[-1] == AXXESS_LINES[1] + b"\r\n"
+        assert all(isinstance(item, Ignored) and "length prefix of at most 4096" in item.reason
+                   for item in items[:-1])
+        # Every skipped byte is kept, in as few quarantine rows as the chunks allow (one when fed whole).
+        assert b"".join(item.raw for item in items[:-1]) == b"\xff\xff\xff\xff"
+    assert len(feed_all(LengthPrefixedFramer(), [b"\xff\xff\xff\xff" + record])) == 2
 
 
 def test_two_byte_length_prefix():

@@ -78,15 +78,10 @@ def test_the_split_does_not_change_the_records(name, data, cuts):
     assert [i for i in got if isinstance(i, bytes)] == [i for i in expected if isinstance(i, bytes)]
 
 
-LENGTH_GARBAGE = pytest.mark.xfail(strict=True, reason=(
-    "appliance/framing.py LengthPrefixedFramer.feed: a prefix over max_length drops ONE byte and emits one "
-    "Ignored per byte (4 raw bytes each), so garbage becomes ~1 quarantine row per input byte; it should "
-    "gather the skipped bytes into one Ignored of up to max_length bytes, as StxEtxFramer does"))
 
 
 @pytest.mark.parametrize("name", ["line", "line-nul", "stx", "stx-lrc",
-                                  pytest.param("length2", marks=LENGTH_GARBAGE),
-                                  pytest.param("length4", marks=LENGTH_GARBAGE)])
+                                  "length2", "length4"])
 def test_ten_megabytes_without_a_delimiter_keep_memory_bounded(name):
     """10 MB of one byte that is neither delimiter nor frame byte, in 64 KiB chunks (a PBX printing
     garbage at line speed for hours). The framer's own buffer stays within its limit, and what it hands
