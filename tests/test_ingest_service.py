@@ -37,7 +37,11 @@ class JobQueue:
 
     def run_next(self) -> Any:
         function, args, done = self.jobs.pop(0)
-        result = function(*args)
+        try:
+            result = function(*args)
+        except Exception as exc:  # as the database thread hands a failed job back
+            done.errback(exc)
+            return exc
         done.callback(result)
         return result
 
@@ -116,3 +120,39 @@ def test_too_many_queued_records_pause_the_transport_until_a_job_takes_them(env)
     jobs.run_next()
     with sessions() as session:
         assert len(session.scalars(select(Call.id)).all()) == 8
+
+
+def test_a_failed_journal_write_keeps_the_records_stops_reading_and_retries(env, monkeypatch) -> None:
+    """Disk full: nothing was journaled, so the records stay in memory, first in line; the PBX is not read
+    (it buffers) until a retry, 1 s then 2 s later, writes the journal again."""
+    from sqlalchemy.exc import OperationalError
+
+    service, jobs, clock, sessions = env
+    link, peer = service(), Peer()
+    real = link._pipeline.journal_groups
+    failures = [OperationalError("INSERT INTO journal", {}, Exception("database or disk is full"))] * 2
+
+    def journal_groups(*args: Any) -> int:
+        if failures:
+            raise failures.pop()
+        return real(*args)
+
+    monkeypatch.setattr(link._pipeline, "journal_groups", journal_groups)
+    deliver(link, peer, range(0, 3))
+    jobs.run_next()  # fails
+    assert peer.transport.producerState == "paused" and link.queued_records == 3
+    deliver(link, peer, range(3, 5))  # already in flight when reading paused: queued behind the held ones
+    assert not jobs.jobs and link.queued_records == 5
+    clock.advance(1)
+    assert len(jobs.jobs) == 1
+    jobs.run_next()  # fails again: the wait doubles
+    assert peer.transport.producerState == "paused" and link.queued_records == 5
+    clock.advance(1.5)
+    assert not jobs.jobs
+    clock.advance(0.5)
+    result = jobs.run_next()
+    assert (result.journaled, result.calls) == (5, 5)
+    assert peer.transport.producerState == "producing" and link.queued_records == 0
+    with sessions() as session:
+        starts = session.scalars(select(Call.duration).order_by(Call.journal_id)).all()
+    assert starts == [60, 61, 62, 63, 64]  # in the order the PBX sent them
