@@ -101,7 +101,7 @@ def test_a_rolled_back_batch_is_not_kept_in_the_day_totals(env_factory) -> None:
     assert in_memory(env, "104", day).calls == 3
 
 
-def test_a_session_closed_without_commit_and_a_savepoint_rolled_back_leave_nothing_behind(env_factory) -> None:
+def test_a_session_closed_or_rolled_back_and_a_savepoint_rolled_back_leave_nothing(env_factory) -> None:
     env = env_factory(alerts=BASELINE)
     seed_history(env, "104", days=7, per_day=1)
     call(env, T0, "104", LOCAL, duration=30)
@@ -213,7 +213,8 @@ def test_the_day_totals_equal_the_database_through_mixed_batches(env_factory) ->
                                   direction="incoming" if i % 5 == 4 else "outgoing"))
         feed(env, *records, now=T0 + timedelta(hours=6, minutes=batch))
         for extension in extensions:
-            assert in_memory(env, extension, local_day(env, T0)) == in_database(env, extension, local_day(env, T0))
+            today = local_day(env, T0)
+            assert in_memory(env, extension, today) == in_database(env, extension, today)
     assert in_database(env, "101", local_day(env, T0)).cost > 0  # guest calls are priced (lobby: zero)
 
 
