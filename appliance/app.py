@@ -15,7 +15,7 @@ from twisted.logger import Logger
 
 from appliance.alerts import AlertEngine
 from appliance.config import ApplianceConfig
-from appliance.db.session import is_up_to_date, make_engine, make_sessionmaker
+from appliance.db.session import integrity_problem, is_up_to_date, make_engine, make_sessionmaker
 from appliance.errors import ConfigError
 from appliance.extensions import seed_if_empty
 from appliance.net.alert_service import AlertService
@@ -47,6 +47,11 @@ class Daemon:
 def make_daemon(config: ApplianceConfig, reactor: Any, registry: DriverRegistry | None = None) -> Daemon:
     registry = registry or default_registry()
     engine = make_engine(config.database.url)
+    damaged = integrity_problem(engine)
+    if damaged:
+        raise ConfigError([("database.url", f"the database file {engine.url.database} is damaged ({damaged}): "
+                                            "stop here and restore the last backup (`appliance restore`); the "
+                                            "PBX's replay and the PMS's folios cover what came after it")])
     if not is_up_to_date(engine):
         raise ConfigError([("database.url", "the database schema is not current: run `appliance db upgrade`")])
     sessions = make_sessionmaker(engine)

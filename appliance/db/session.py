@@ -92,3 +92,19 @@ def head_revision() -> str | None:
 
 def is_up_to_date(engine: Engine) -> bool:
     return current_revision(engine) == head_revision()
+
+
+def integrity_problem(engine: Engine) -> str | None:
+    """SQLite's ``PRAGMA quick_check`` (every page and index entry, O(size): about 8 s for 2,000,000 calls),
+    or None when it says ok. Run at daemon start: on a damaged file the daemon would otherwise report
+    ready and then fail every write while nothing posts. PostgreSQL checks its own pages; None."""
+    if engine.dialect.name != "sqlite":
+        return None
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with engine.connect() as connection:
+            rows = [row[0] for row in connection.exec_driver_sql("PRAGMA quick_check").fetchmany(5)]
+    except DBAPIError as exc:
+        return str(exc.orig)[:300]
+    return None if rows == ["ok"] else "; ".join(rows)[:300]
