@@ -50,7 +50,9 @@ class CallObserver(Protocol):
 
     ``call`` has the attributes of ``appliance.db.models.Call`` (a ``StoredCall`` from the pipeline). An
     observer may also offer ``on_calls_stored(session, calls, now)``; the pipeline then calls that once
-    per batch instead, so rules can look at a batch with one query rather than one per call.
+    per batch instead, so rules can look at a batch with one query rather than one per call. It is
+    called after every row of the batch is inserted, in the batch's transaction (the alert engine's day
+    totals rely on both: they count the batch's calls once, and only after that transaction commits).
     """
 
     def on_call_stored(self, session: Session, call: Any, now: datetime) -> None: ...
