@@ -3,7 +3,8 @@
 Each script prints its figures as lines; this puts them in one table row per script, beside the target,
 with the machine, the date and the load average before each run. The explanations of the misses are
 written by hand in docs/performance-notes.md and copied below the table, so a new run never loses them.
-The soak (bench/memory.py) runs 30 minutes; ``BENCH_QUICK=1`` shortens it and the latency run.
+The soak (bench/memory.py) runs 30 minutes; ``BENCH_QUICK=1`` shortens it and the latency run;
+``BENCH_WEB_DB`` points the report and export benches at databases they filled before.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = os.environ.get("BENCH_QUICK") == "1"
+# Seeding 2,000,000 calls takes longer than the benches: BENCH_WEB_DB reuses a database already filled
+# by bench/web.py (a SQLAlchemy URL; several separated by spaces, e.g. SQLite and PostgreSQL).
+WEB_DBS = [arg for url in os.environ.get("BENCH_WEB_DB", "").split() for arg in ("--database-url", url)]
 # (what, target, command)
 SCRIPTS = [
     ("ingest end to end, 3 formats through a socket into the daemon (SQLite)", "10,000 records/s",
@@ -28,9 +32,9 @@ SCRIPTS = [
      ["bench/rating.py"]),
     ("record to alert stored (real daemon)", "< 1 s", ["bench/alerts.py"]),
     ("report first page and exports over 2,000,000 calls", "p95 < 300 ms; export < 200 MB RSS",
-     ["bench/web.py", "--runs", "10", "--no-export"]),
+     ["bench/web.py", "--runs", "10", "--no-export", *WEB_DBS]),
     ("CSV and Excel export of 1,000,000 rows from the web process", "streamed, < 200 MB RSS",
-     ["bench/export_memory.py", "--format", "both"]),
+     ["bench/export_memory.py", "--format", "both", *WEB_DBS[:2]]),
     ("daemon memory at 50 calls/s", "< 80 MB, no growth over 30 min",
      ["bench/memory.py", "--minutes", "3" if QUICK else "30"]),
 ]
