@@ -145,10 +145,6 @@ def _digits(text: str) -> str:
 # 'charge'``) only when the query's own condition is that literal, which a parameter is not.
 CHARGE = literal("charge", String, literal_execute=True)
 REFUND = literal("refund", String, literal_execute=True)
-# Posting states a charge rarely stays in: the calls holding one are found from the postings
-# (ix_postings_charge_state) rather than by reading every call of the period. "ok" is the common state,
-# so those calls are read by period and their charge looked up.
-FEW_STATES = ("open", "retry", "failed", "refunded", "excluded", "internal", "incoming")
 
 
 def _call_columns(charge: Any, state: Any, shape: str, sort: str) -> list[Any]:
@@ -179,11 +175,13 @@ def _calls_branches(flt: ReportFilter, zone: ZoneInfo, shape: str = "full",
                     sort: str = "start") -> list[Select[Any]]:
     """The calls under the filter, as one SELECT, or two when a state is asked for.
 
-    A call's state is its charge's state, or its disposition when it has no charge. With a state ``X``
-    the calls are those whose charge is in ``X`` plus those without a charge whose disposition is ``X``:
-    two disjoint sets, each found by its own index (the charges by state, the calls by disposition and
-    start), where one condition on ``coalesce(charge.state, disposition)`` would read every call of the
-    period and look up its charge."""
+    A call's state is its charge's state, or its disposition when it has no charge. The charge's state
+    is kept on the call itself (``calls.charge_state``, by triggers on postings: migration 0008), so
+    neither a state filter nor a sort by state joins the postings; only the page's own rows are joined
+    to their charge, for its id. With a state ``X`` the calls are those whose charge is in ``X`` plus
+    those without a charge whose disposition is ``X``: two disjoint sets, each one range of its own
+    index (``ix_calls_charge_state_start``, ``ix_calls_disposition_start``), where one condition on
+    ``coalesce(charge_state, disposition)`` would read every call of the period."""
     low, high = day_bounds(flt.start_date, flt.end_date, zone)
     common: list[ColumnElement[bool]] = []
     if not flt.call_id:
@@ -196,29 +194,21 @@ def _calls_branches(flt: ReportFilter, zone: ZoneInfo, shape: str = "full",
             common.append(Call.room == flt.room.strip())
     charge = aliased(Posting)
     on_charge = and_(charge.call_id == Call.id, charge.kind == CHARGE)
-    if flt.call_id or not flt.state:
-        state = func.coalesce(charge.state, Call.disposition)
-        statement = select(*_call_columns(charge, state, shape, sort))
+
+    def calls(state: Any) -> Select[Any]:
+        statement = select(*_call_columns(charge, state, shape, sort)).select_from(Call)
         # At most one charge per call (uq_postings_one_charge_per_call): the join never repeats a call.
-        if shape == "full" or (shape == "keys" and sort == "state"):
-            statement = statement.outerjoin(charge, on_charge)
+        # Only the full rows need it (the charge's id); keys and totals come from the calls alone.
+        return statement.outerjoin(charge, on_charge) if shape == "full" else statement
+
+    if flt.call_id or not flt.state:
+        statement = calls(func.coalesce(Call.charge_state, Call.disposition))
         if flt.call_id:
             return [statement.where(_call_id_match(Call, flt))]
         return [statement.where(*common)]
-    if flt.state in FEW_STATES:
-        # From the charges in that state (few), each to its call by primary key.
-        charged = (select(*_call_columns(charge, charge.state, shape, sort)).select_from(charge)
-                   .join(Call, Call.id == charge.call_id)
-                   .where(charge.kind == CHARGE, charge.state == flt.state, *common))
-    else:
-        # From the calls of the period, each to its charge. The outer join and coalesce keep SQLite from
-        # starting at the postings, which would read every charge in the state over all time.
-        charged = (select(*_call_columns(charge, charge.state, shape, sort)).select_from(Call)
-                   .outerjoin(charge, on_charge)
-                   .where(func.coalesce(charge.state, "") == flt.state, *common))
-    uncharged = (select(*_call_columns(charge, Call.disposition, shape, sort)).select_from(Call)
-                 .outerjoin(charge, on_charge)
-                 .where(Call.disposition == flt.state, charge.id.is_(None), *common))
+    charged = calls(Call.charge_state).where(Call.charge_state == flt.state, *common)
+    uncharged = calls(Call.disposition).where(Call.disposition == flt.state, Call.charge_state.is_(None),
+                                              *common)
     return [charged, uncharged]
 
 

@@ -90,6 +90,10 @@ class Call(Base):
     rating: Mapped[dict[str, Any]] = mapped_column(JSON)
     disposition: Mapped[str] = mapped_column(String(10), index=True)
     reason: Mapped[str] = mapped_column(String(200), default="")
+    # The state of the call's charge posting (NULL without one), kept equal to it by database triggers
+    # on postings (migration 0008), so the report filters and sorts by state without joining postings.
+    # Never written by the application: the triggers are its only writers.
+    charge_state: Mapped[str | None] = mapped_column(String(10))
 
     postings: Mapped[list[Posting]] = relationship(back_populates="call", order_by="Posting.id")
 
@@ -99,6 +103,8 @@ class Call(Base):
               "account_code", "direction", "dialled", "caller"),
         # Calls without a charge in one state (excluded, internal, incoming) in a period (the report).
         Index("ix_calls_disposition_start", "disposition", "start", "amount", "duration"),
+        # Calls whose charge is in one state in a period (the report), totals from the index alone.
+        Index("ix_calls_charge_state_start", "charge_state", "start", "amount", "duration"),
         Index("ix_calls_pbx_call_id", "pbx_call_id"),
         # The alert rules' per-call reads (burst window, an extension's day and history), index-only.
         Index("ix_calls_extension_usage", "extension", "direction", "start", "disposition", "duration",
