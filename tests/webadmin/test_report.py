@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from appliance.db.models import Call, Posting
 from tests.webadmin.conftest import START, login_as, make_call, make_posting, table_rows
-from webadmin.report_query import ReportFilter, report_page, report_totals
+from webadmin.report_query import STATES, ReportFilter, report_page, report_totals
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -227,3 +227,36 @@ def test_query_functions_directly(db: Session) -> None:
     assert ReportFilter(call_id="5", room="x").describe() == {"call_id": "5"}
     with pytest.raises(ValueError):
         ReportFilter(state="'; DROP TABLE calls")
+
+
+def test_state_filter_and_sort_follow_the_charge_posting(db: Session) -> None:
+    """The report reads a call's state from ``calls.charge_state`` (kept by triggers, migration 0008): after
+    the outbox's kind of Core UPDATE, and for a charged call whose disposition names another state, each
+    state filter and the sort by state still agree with the postings themselves."""
+    seed(db)
+    odd = make_call(db, start=START - 7 * HOUR, disposition="excluded", amount=Decimal("1.25"))
+    make_posting(db, odd, state="open")  # charged although its disposition says excluded: state is the charge's
+    db.commit()
+    failed = db.scalar(select(Posting.call_id).where(Posting.kind == "charge", Posting.state == "failed"))
+    db.execute(update(Posting).where(Posting.call_id == failed, Posting.kind == "charge").values(state="ok"))
+    db.commit()
+
+    charge = aliased(Posting)
+    truth_state = func.coalesce(charge.state, Call.disposition)
+    truth = dict(db.execute(select(Call.id, truth_state).outerjoin(
+        charge, (charge.call_id == Call.id) & (charge.kind == "charge"))).all())
+    assert truth[odd.id] == "open" and truth[failed] == "ok"
+    for state in STATES:
+        flt = ReportFilter(state=state, record_type="charges")
+        rows = report_page(db, flt, BERLIN, size=200)
+        assert {row.id for row in rows} == {id_ for id_, value in truth.items() if value == state}
+        assert {row.state for row in rows} <= {state}
+        totals = report_totals(db, flt, BERLIN)
+        expected = [id_ for id_, value in truth.items() if value == state]
+        assert totals.calls == len(expected)
+        assert totals.charged == sum((db.get(Call, id_).amount for id_ in expected), Decimal(0))
+    for descending in (False, True):
+        rows = report_page(db, ReportFilter(record_type="charges"), BERLIN, sort="state",
+                           descending=descending, size=200)
+        expected = sorted(truth.items(), key=lambda item: (item[1], item[0]), reverse=descending)
+        assert [(row.id, row.state) for row in rows] == expected
