@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, aliased
 
 from appliance.db.models import Call, Posting
 from appliance.db.types import Money
+from appliance.postings import State as PostingState
 from webadmin.queries import state_label
 
 STATES = ("ok", "open", "retry", "failed", "excluded", "refunded", "internal", "incoming")
@@ -201,6 +202,17 @@ def _calls_branches(flt: ReportFilter, zone: ZoneInfo, shape: str = "full",
         # Only the full rows need it (the charge's id); keys and totals come from the calls alone.
         return statement.outerjoin(charge, on_charge) if shape == "full" else statement
 
+    if shape == "keys" and sort == "state" and not flt.call_id and not flt.state:
+        # The page's keys when sorting by state: the charged calls of the period (one range of
+        # ix_calls_charge_state_start per posting state) and the uncharged ones (its NULL range), both
+        # read from that index alone (it ends with disposition and id), where coalesce(charge_state,
+        # disposition) over the period would read every call row.
+        charged = select(Call.id.label("id"), Call.charge_state.label("key")).where(
+            Call.charge_state.in_([str(state) for state in PostingState]), *common)
+        uncharged = select(Call.id.label("id"), Call.disposition.label("key")).where(
+            Call.charge_state.is_(None), *common)
+        keys = union_all(charged, uncharged).subquery()
+        return [select(keys.c.id, keys.c.key)]
     if flt.call_id or not flt.state:
         statement = calls(func.coalesce(Call.charge_state, Call.disposition))
         if flt.call_id:

@@ -8,8 +8,10 @@ the charge's state onto the call:
 - Triggers on ``postings`` (AFTER INSERT, AFTER UPDATE OF state, AFTER DELETE, charges only) keep it
   equal to the posting's state. A trigger rather than application code: the outbox changes posting
   states with Core UPDATE statements in several places, and not one of them may be missed.
-- ``ix_calls_charge_state_start`` (charge_state, start, amount, duration): the calls whose charge is in
-  one state over a period, with what their totals add up, read from the index alone.
+- ``ix_calls_charge_state_start`` (charge_state, start, amount, duration, disposition, id): the calls
+  whose charge is in one state over a period, with what their totals add up, read from the index alone;
+  and a period's calls in state order (the charged by state, the uncharged from the NULL range with
+  their disposition). The id is there for PostgreSQL, whose index-only scans return indexed columns only.
 - The column is filled from the postings (backfill) before the index is built.
 
 SQLite triggers: https://sqlite.org/lang_createtrigger.html; PostgreSQL: CREATE TRIGGER with a PL/pgSQL
@@ -31,7 +33,7 @@ down_revision = '0007'
 branch_labels = None
 depends_on = None
 
-INDEX_COLUMNS = ['charge_state', 'start', 'amount', 'duration']
+INDEX_COLUMNS = ['charge_state', 'start', 'amount', 'duration', 'disposition', 'id']
 
 SQLITE_TRIGGERS = [
     """CREATE TRIGGER trg_postings_charge_state_insert AFTER INSERT ON postings
