@@ -13,6 +13,10 @@ the charge's state onto the call:
   and a period's calls in state order (the charged by state, the uncharged from the NULL range with
   their disposition). The id is there for PostgreSQL, whose index-only scans return indexed columns only.
 - The column is filled from the postings (backfill) before the index is built.
+- ``ix_calls_report`` (0006) gains a trailing ``id``: a page sorted by a column of that index picks its ids
+  from the index alone on PostgreSQL too (a bitmap heap scan of the period's call rows before: 0.4-1.3 s
+  for a month sorted by number over 2,000,000 calls with a cold cache). SQLite indexes hold the rowid
+  already; the column costs it little.
 
 SQLite triggers: https://sqlite.org/lang_createtrigger.html; PostgreSQL: CREATE TRIGGER with a PL/pgSQL
 trigger function (https://www.postgresql.org/docs/current/plpgsql-trigger.html).
@@ -34,6 +38,8 @@ branch_labels = None
 depends_on = None
 
 INDEX_COLUMNS = ['charge_state', 'start', 'amount', 'duration', 'disposition', 'id']
+REPORT_COLUMNS = ['start', 'amount', 'duration', 'disposition', 'room', 'extension', 'account_code',
+                  'direction', 'dialled', 'caller']
 
 SQLITE_TRIGGERS = [
     """CREATE TRIGGER trg_postings_charge_state_insert AFTER INSERT ON postings
@@ -89,6 +95,8 @@ def upgrade() -> None:
     for statement in POSTGRESQL_TRIGGERS if dialect == 'postgresql' else SQLITE_TRIGGERS:
         op.execute(statement)
     op.create_index('ix_calls_charge_state_start', 'calls', INDEX_COLUMNS, unique=False)
+    op.drop_index('ix_calls_report', table_name='calls')
+    op.create_index('ix_calls_report', 'calls', REPORT_COLUMNS + ['id'], unique=False)
 
 
 def downgrade() -> None:
@@ -96,5 +104,7 @@ def downgrade() -> None:
     for statement in POSTGRESQL_DROP if dialect == 'postgresql' else SQLITE_DROP:
         op.execute(statement)
     op.drop_index('ix_calls_charge_state_start', table_name='calls')
+    op.drop_index('ix_calls_report', table_name='calls')
+    op.create_index('ix_calls_report', 'calls', REPORT_COLUMNS, unique=False)
     with op.batch_alter_table('calls', schema=None) as batch_op:
         batch_op.drop_column('charge_state')
