@@ -139,6 +139,12 @@ def _restore_postgresql(dump: Path, url: str) -> dict[str, int]:
             if names:
                 quote = connection.dialect.identifier_preparer.quote
                 connection.execute(text(f"DROP TABLE IF EXISTS {', '.join(quote(n) for n in names)} CASCADE"))
+            # Functions the migrations create (0008's trigger function) outlive their tables; the dump
+            # creates them again, so they go too: every function of the schema the tables live in.
+            for signature in connection.scalars(text(
+                    "SELECT p.oid::regprocedure::text FROM pg_proc p "
+                    "WHERE p.pronamespace = current_schema()::regnamespace")):
+                connection.execute(text(f"DROP FUNCTION IF EXISTS {signature} CASCADE"))
         run_tool([pg_restore, "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
                    f"--dbname={target}", str(dump)], env, "pg_restore")
         with engine.connect() as connection:
