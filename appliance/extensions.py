@@ -39,21 +39,28 @@ class ExtensionRow:
 
 
 class ExtensionDirectory:
-    """``extension -> (category, room)`` from the table, refreshed when due; ``get`` never touches the database."""
+    """``extension -> (category, room)`` from the table, refreshed when due; ``get`` never touches the database.
 
-    def __init__(self, mapping: dict[str, tuple[str, str]] | None = None) -> None:
-        self._map: dict[str, tuple[str, str]] = dict(mapping or {})
+    While the table is empty (or not read yet) the ``fallback`` answers: the configuration's ranges, which
+    the daemon's start seeds into an empty table anyway (``seed_if_empty``)."""
+
+    def __init__(self, fallback: dict[str, tuple[str, str]] | None = None) -> None:
+        self._fallback: dict[str, tuple[str, str]] = dict(fallback or {})
+        self._table: dict[str, tuple[str, str]] = {}
+        self._map = self._fallback
         self._loaded_at: datetime | None = None
 
     def get(self, number: str, default: tuple[str, str] = UNKNOWN) -> tuple[str, str]:
         return self._map.get(number, default)
 
     def __len__(self) -> int:
-        return len(self._map)
+        """Extensions in the table as last read (the fallback does not count)."""
+        return len(self._table)
 
     def load(self, session: Session, now: datetime) -> None:
-        self._map = {number: (category, room) for number, category, room in
-                     session.execute(select(Extension.number, Extension.category, Extension.room))}
+        self._table = {number: (category, room) for number, category, room in
+                       session.execute(select(Extension.number, Extension.category, Extension.room))}
+        self._map = self._table or self._fallback
         self._loaded_at = now
 
     def refresh_if_due(self, session: Session, now: datetime) -> None:

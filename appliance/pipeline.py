@@ -139,11 +139,8 @@ class Pipeline:
         self._drivers = drivers  # link name -> driver spec
         self._options = config.driver_options
         # The extensions table routes calls (docs/design.md, "Extensions"), re-read at most every few
-        # seconds so a web admin edit routes the next call. An empty table means the file's ranges, as the
-        # daemon seeds an empty table from them at start (``extensions.seed_if_empty``).
-        self._file_extensions = config.extension_map()
-        self._directory = ExtensionDirectory()
-        self._extensions: ExtensionDirectory | dict[str, tuple[str, str]] = self._file_extensions
+        # seconds so a web admin edit routes the next call; while it is empty, the file's ranges do.
+        self._extensions = ExtensionDirectory(fallback=config.extension_map())
         self._plan = plan_for_site(config.site, free_numbers=config.tariff.free_numbers)
         self._classify = Classifier(self._plan)
         self._book = TariffBook(config.tariff, config.site.tz)
@@ -232,8 +229,7 @@ class Pipeline:
             session.execute(insert(QUARANTINE), quarantined)
         if not parsed:
             return
-        self._directory.refresh_if_due(session, now)
-        self._extensions = self._directory if len(self._directory) else self._file_extensions
+        self._extensions.refresh_if_due(session, now)
         seen = set(session.scalars(select(CALLS.c.dedup_key)
                                    .where(CALLS.c.dedup_key.in_({k for _, _, k in parsed}))))
         fresh = []

@@ -95,7 +95,7 @@ class Rerater:
         # Only Pipeline.route is used: the routing rules must be the daemon's, not a copy of them.
         self.pipeline = Pipeline(config, None, {})  # type: ignore[arg-type]
         self.pms_link = config.pms.name if config.pms else ""
-        self.extensions = ExtensionDirectory()  # the table, read by rerate() (appliance.extensions)
+        self.extensions = ExtensionDirectory(fallback=config.extension_map())  # read by rerate()
 
     def rating_of(self, call: Call) -> Rating:
         classification = self.classify(call.dialled)

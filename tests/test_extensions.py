@@ -111,3 +111,16 @@ def test_the_command_imports_from_the_file_or_a_csv_and_exports(tmp_path: Path, 
                                   .order_by(AuditEntry.id)).all()
     assert [(e.username, e.after["source"], e.after["total"]) for e in imports] == [
         ("cli", "configuration", 3), ("cli", str(good), 2)]
+
+
+def test_while_the_table_is_empty_the_configuration_answers(sessions) -> None:
+    directory = ExtensionDirectory(fallback={"101": ("guest", "0101")})
+    assert directory.get("101") == ("guest", "0101")  # not read yet
+    with sessions() as session:
+        directory.load(session, T0)
+    assert (directory.get("101"), len(directory)) == (("guest", "0101"), 0)  # read, still empty
+    with sessions.begin() as session:
+        replace_all(session, [ExtensionRow("102", "lobby")])
+    with sessions() as session:
+        directory.load(session, T0)
+    assert (directory.get("101"), directory.get("102")) == (("unknown", ""), ("lobby", ""))

@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import make_url, select
+from sqlalchemy import make_url
 
 from appliance.commands.common import add_config_option, load
 from appliance.errors import ConfigError
@@ -45,25 +45,24 @@ def _extension(config, number: str) -> tuple[str, str]:
     if not number:
         return "guest", ""
     from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.orm import Session
 
-    from appliance.db.models import Extension
     from appliance.db.session import make_engine
+    from appliance.extensions import ExtensionDirectory
 
+    directory = ExtensionDirectory(fallback=config.extension_map())
     url = config.database.url
     if url.startswith("sqlite") and not Path(make_url(url).database or "").is_file():
-        return config.extension_map().get(number, ("unknown", ""))
+        return directory.get(number)  # no database here (a laptop, a copy of the file)
     engine = make_engine(url)
     try:
-        with engine.connect() as connection:
-            row = connection.execute(select(Extension.category, Extension.room)
-                                     .where(Extension.number == number)).first()
-            if row is not None or connection.execute(select(Extension.number).limit(1)).first() is not None:
-                return (row.category, row.room) if row is not None else ("unknown", "")
+        with Session(engine) as session:
+            directory.load(session, datetime.now(config.site.tz))
     except SQLAlchemyError:
-        pass  # no database here (a laptop, a copy of the file): the configuration's ranges answer
+        pass  # a database that cannot be read: the configuration's ranges answer
     finally:
         engine.dispose()
-    return config.extension_map().get(number, ("unknown", ""))
+    return directory.get(number)
 
 
 def parse_time(text: str | None, tz, option: str = "--at") -> datetime:
